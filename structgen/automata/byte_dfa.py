@@ -1,0 +1,314 @@
+"""A lazily built byte-level DFA for a regular term.
+
+States come in two kinds: *character states*, at a code point boundary, which are derivative
+terms (plus lookbehind trackers), and *mid-character states*, inside a multi-byte UTF-8
+encoding, which remember the byte ranges still expected and the character state they lead to.
+Rows of the transition table are computed on first use, so a pattern with huge counters
+(``x{0,100000}``) only ever materialises the states actually visited.
+
+The table is a dense ``int32`` array (states × 256) so numba kernels can walk it; ``DEAD`` marks
+bytes that leave the language (or lead only to states that can never accept); ``known`` flags
+the rows computed so far (the others hold ``UNKNOWN``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from structgen.automata.derivatives import EMPTY, TermAlgebra
+from structgen.automata.utf8 import utf8_sequences
+from structgen.errors import LimitExceeded
+from structgen.grammar.charset import ANY_CHAR, MAX_CODE_POINT, CharSet
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+
+DEAD = -1
+UNKNOWN = -2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """User-set bounds on one compiled constraint; exceeding one raises ``LimitExceeded``.
+
+    ``max_states``: byte DFA states materialised; ``max_compile_seconds``: time spent building
+    automaton rows; ``max_mask_cache_bytes``: memory held by cached token masks.
+    """
+
+    max_states: int = 200_000
+    max_compile_seconds: float = 30.0
+    max_mask_cache_bytes: int = 512 * 2**20
+
+
+def _minterms(sets) -> list[CharSet]:
+    """The coarsest partition of the alphabet that refines every set in ``sets``.
+
+    A sweep over all range boundaries: each elementary interval between consecutive boundaries
+    gets the signature of the sets containing it, and intervals with equal signatures form one
+    block. Linear in the total number of ranges (Unicode classes have hundreds).
+    """
+    sets = list(dict.fromkeys(sets))
+    if not sets:
+        return [ANY_CHAR]
+    cached = _MINTERM_CACHE.get(tuple(sets))
+    if cached is not None:
+        return cached
+    bounds = [np.asarray(s.ranges, dtype=np.int64).reshape(-1, 2) for s in sets]
+    points = np.unique(np.concatenate(
+        [np.array([0, MAX_CODE_POINT + 1])] + [b[:, 0] for b in bounds] + [b[:, 1] + 1 for b in bounds]
+    ))
+    starts = points[:-1]
+    member = np.zeros((len(starts), len(sets)), dtype=np.bool_)
+    for column, b in enumerate(bounds):
+        if len(b):
+            index = np.searchsorted(b[:, 0], starts, side="right") - 1
+            member[:, column] = (index >= 0) & (starts <= b[np.maximum(index, 0), 1])
+    signatures = np.packbits(member, axis=1)
+    _, group = np.unique(signatures, axis=0, return_inverse=True)
+    ends = points[1:] - 1
+    blocks: dict[int, list[tuple[int, int]]] = {}
+    for g, lo, hi in zip(group.ravel().tolist(), starts.tolist(), ends.tolist()):
+        blocks.setdefault(g, []).append((lo, hi))
+    result = [c for c in (CharSet.of(r) for r in blocks.values()) if c]
+    if len(_MINTERM_CACHE) > 4096:
+        _MINTERM_CACHE.clear()
+    _MINTERM_CACHE[tuple(sets)] = result
+    return result
+
+
+_MINTERM_CACHE: dict[tuple[CharSet, ...], list[CharSet]] = {}
+
+
+def _lookbehind_nodes(term: Term) -> list[Look]:
+    found, stack = [], [term]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Look):
+            if not x.ahead:
+                found.append(x)
+            stack.append(x.body)
+        elif isinstance(x, (Seq, Alt)):
+            stack.extend(x.items)
+        elif isinstance(x, Repeat):
+            stack.append(x.item)
+    return found
+
+
+class LazyByteDFA:
+    """The byte DFA of one regular term, grown on demand; state 0 is the start."""
+
+    def __init__(self, term: Term, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self.algebra = TermAlgebra()
+        self._compile_seconds = 0.0
+        for look in _lookbehind_nodes(term):
+            self.algebra.concat_ir(look, self.algebra.sigma_star())
+        lookbehinds = self.algebra.lookbehinds
+        trackers = tuple(
+            self.algebra.concat_ir(
+                Seq((Repeat(Chars(ANY_CHAR), 0, None), self.algebra.heads[h][1])), 1
+            )
+            for h in lookbehinds
+        )
+        self._char_states: dict[tuple[int, tuple[int, ...]], int] = {}
+        self._mid_states: dict[frozenset, int] = {}
+        self._payload: list = []  # per state: ("char", term, trackers) or ("mid", items)
+        self._live: dict[tuple[int, tuple[int, ...]], bool] = {}
+        self.trans = np.full((64, 256), UNKNOWN, dtype=np.int32)
+        self.known = np.zeros(64, dtype=np.uint8)  # 1 once the state's row is built
+        self.accepting = np.zeros(64, dtype=np.bool_)
+        self.start_key = (self.algebra.from_ir(term), trackers)
+        self.start = self._char_state(self.start_key)
+
+    # ---------------------------------------------------------------- state bookkeeping
+    @property
+    def num_states(self) -> int:
+        return len(self._payload)
+
+    @property
+    def compile_seconds(self) -> float:
+        """Time spent so far building rows (derivatives and UTF-8 splitting)."""
+        return self._compile_seconds
+
+    def _new_state(self, payload) -> int:
+        state = len(self._payload)
+        if state >= self.limits.max_states:
+            raise LimitExceeded(
+                f"the automaton needs more than max_states={self.limits.max_states} states"
+            )
+        if state >= self.trans.shape[0]:
+            grown = np.full((2 * self.trans.shape[0], 256), UNKNOWN, dtype=np.int32)
+            grown[: self.trans.shape[0]] = self.trans
+            self.trans = grown
+            self.known = np.concatenate([self.known, np.zeros_like(self.known)])
+            self.accepting = np.concatenate([self.accepting, np.zeros_like(self.accepting)])
+        self._payload.append(payload)
+        return state
+
+    def _behind(self, trackers: tuple[int, ...]) -> frozenset:
+        empty = frozenset()
+        return frozenset(
+            h
+            for h, tracker in zip(self.algebra.lookbehinds, trackers)
+            if self.algebra.nullable(tracker, empty)
+        )
+
+    def _char_state(self, key: tuple[int, tuple[int, ...]]) -> int:
+        state = self._char_states.get(key)
+        if state is None:
+            state = self._new_state(("char", key))
+            self._char_states[key] = state
+            term, trackers = key
+            self.accepting[state] = self.algebra.nullable(term, self._behind(trackers))
+        return state
+
+    def _mid_state(self, items: frozenset) -> int:
+        state = self._mid_states.get(items)
+        if state is None:
+            state = self._new_state(("mid", items))
+            self._mid_states[items] = state
+        return state
+
+    # ---------------------------------------------------------------- character level
+    def char_transitions(self, key) -> list[tuple[CharSet, tuple]]:
+        """``(charset, next key)`` pairs leaving a character state, dead targets removed."""
+        term, trackers = key
+        algebra = self.algebra
+        behind = self._behind(trackers)
+        sets = list(algebra.first_sets(term, behind))
+        empty = frozenset()
+        for tracker in trackers:
+            sets.extend(algebra.first_sets(tracker, empty))
+        by_target: dict[tuple, list[CharSet]] = {}
+        for block in _minterms(sets):
+            cp = block.ranges[0][0]
+            nxt = algebra.derivative(term, cp, behind)
+            if nxt == EMPTY:
+                continue
+            nxt_key = (nxt, tuple(algebra.derivative(t, cp, empty) for t in trackers))
+            by_target.setdefault(nxt_key, []).append(block)
+        return [
+            (CharSet.of([r for b in blocks for r in b.ranges]), k)
+            for k, blocks in by_target.items()
+            if self.is_live(k)
+        ]
+
+    def language_is_empty(self) -> bool:
+        return not self.is_live(self.start_key)
+
+    def is_live(self, key) -> bool:
+        """Whether some string leads from the character state ``key`` to acceptance.
+
+        Terms without intersections, complements or lookarounds are live unless empty; the
+        others are searched breadth-first.
+        """
+        cached = self._live.get(key)
+        if cached is not None:
+            return cached
+        term = key[0]
+        algebra = self.algebra
+        if term == EMPTY:
+            return False
+        if not algebra.needs_liveness_search(term):
+            self._live[key] = True
+            return True
+        frontier, seen = [key], {key}
+        found = False
+        while frontier and not found:
+            nxt_frontier = []
+            for k in frontier:
+                if self._live.get(k) or algebra.nullable(k[0], self._behind(k[1])):
+                    found = True
+                    break
+                if len(seen) > self.limits.max_states:
+                    raise LimitExceeded("deciding whether a lookaround state can finish")
+                behind = self._behind(k[1])
+                sets = list(algebra.first_sets(k[0], behind))
+                for tracker in k[1]:
+                    sets.extend(algebra.first_sets(tracker, frozenset()))
+                for block in _minterms(sets):
+                    cp = block.ranges[0][0]
+                    t = algebra.derivative(k[0], cp, behind)
+                    if t == EMPTY:
+                        continue
+                    nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))
+                    if nk not in seen:
+                        seen.add(nk)
+                        nxt_frontier.append(nk)
+            frontier = nxt_frontier
+        self._live[key] = found
+        return found
+
+    # ---------------------------------------------------------------- byte level
+    def materialize(self, state: int) -> None:
+        """Compute the transition row of ``state`` if it is not known yet."""
+        if self.known[state]:
+            return
+        started = time.perf_counter()
+        kind, payload = self._payload[state]
+        if kind == "char":
+            items = [
+                (seq, key)
+                for charset, key in self.char_transitions(payload)
+                for seq in utf8_sequences(charset)
+            ]
+        else:
+            items = list(payload)
+        row = np.full(256, DEAD, dtype=np.int32)
+        multi_byte = []
+        for seq, key in items:
+            lo, hi = seq[0]
+            if len(seq) == 1:
+                row[lo : hi + 1] = self._char_state(key)  # deterministic: ranges never overlap
+            else:
+                multi_byte.append((lo, hi, (seq[1:], key)))
+        if multi_byte:
+            # Lead bytes covered by the same items go to the same mid-character state: sweep the
+            # range boundaries so each distinct item set is interned once, not once per byte.
+            cuts = sorted({lo for lo, _, _ in multi_byte} | {hi + 1 for _, hi, _ in multi_byte})
+            for a, b in itertools.pairwise(cuts):
+                entries = frozenset(e for lo, hi, e in multi_byte if lo <= a and b - 1 <= hi)
+                if entries:
+                    row[a:b] = self._mid_state(entries)
+        self.trans[state] = row
+        self.known[state] = 1
+        self._compile_seconds += time.perf_counter() - started
+        if self._compile_seconds > self.limits.max_compile_seconds:
+            raise LimitExceeded(
+                f"building the automaton took over max_compile_seconds="
+                f"{self.limits.max_compile_seconds}"
+            )
+
+    def step(self, state: int, byte: int) -> int:
+        """The state after ``byte``, materialising the row on demand; ``DEAD`` if rejected."""
+        if not self.known[state]:
+            self.materialize(state)
+        return int(self.trans[state, byte])
+
+    def walk(self, state: int, data: bytes) -> int:
+        for byte in data:
+            state = self.step(state, byte)
+            if state < 0:
+                return DEAD
+        return state
+
+    def mask_representative(self, state: int, depth: int) -> int:
+        """A state with the same byte strings of length ``<= depth`` ahead as ``state``.
+
+        Large repetition counts are clamped (see ``TermAlgebra.clamp_counters``), so the states of
+        ``x{0,100000}`` share a handful of representatives and hence of token masks.
+        """
+        kind, payload = self._payload[state]
+        limit = depth + 1
+        if kind == "char":
+            term, trackers = payload
+            return self._char_state((self.algebra.clamp_counters(term, limit), trackers))
+        items = frozenset(
+            (rest, (self.algebra.clamp_counters(key[0], limit), key[1])) for rest, key in payload
+        )
+        return self._mid_state(items)
+
+    def is_char_boundary(self, state: int) -> bool:
+        return self._payload[state][0] == "char"

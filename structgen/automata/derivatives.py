@@ -1,0 +1,449 @@
+"""Brzozowski derivatives of regular terms, with exact lookarounds, over Unicode code points.
+
+This is the engine behind every byte DFA. A *state* is a term describing the whole remaining
+input (a "full remainder"), not just the rest of the pattern; that is what makes lookaheads
+exact anywhere: a lookahead ``(?=B)`` reached with continuation ``K`` becomes ``K ∩ BΣ*``, and a
+negative one ``K ∖ BΣ*``. Lookbehinds are decided by *trackers*: for each lookbehind body ``B``
+the state carries the derivative of ``Σ*B`` by the input so far, whose nullability says whether
+the text read so far ends with a match of ``B``.
+
+Terms are hash-consed into small integers, so states compare and hash in O(1) and derivatives
+are memoised. Concatenation is right-nested: ``Cat(head, tail)`` where ``head`` is an IR node
+(a character set, alternation, repetition or lookaround) and ``tail`` is again a term. Bounded
+repetitions keep their counts in the term (``Rep(body, min-1, max-1)`` after one iteration), so
+``x{0,100000}`` is never unrolled: its DFA is built lazily, one counter value at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from structgen.errors import UnsupportedRegex
+from structgen.grammar.charset import ANY_CHAR, CharSet
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+
+# Term kinds (first element of a term key).
+_EMPTY, _EPS, _CAT, _OR, _AND, _NOT = range(6)
+EMPTY = 0
+EPS = 1
+
+# Head kinds.
+_H_CHARS, _H_ALT, _H_REP, _H_LOOK = range(4)
+
+# A repeated body that can match the empty string only under a lookaround is unrolled through its
+# minimum count; bound that so hostile patterns fail clearly instead of recursing deeply.
+_MAX_CONDITIONAL_UNROLL = 256
+
+
+@dataclass
+class TermAlgebra:
+    """Interns terms and computes their derivatives; one instance per compiled regular language.
+
+    The instance is append-only: term ids stay valid for its lifetime, so lazily built automata
+    can refer to states by id.
+    """
+
+    heads: list[tuple] = field(default_factory=list)
+    _head_ids: dict[tuple, int] = field(default_factory=dict)
+    terms: list[tuple] = field(default_factory=lambda: [(_EMPTY,), (_EPS,)])
+    _term_ids: dict[tuple, int] = field(default_factory=lambda: {(_EMPTY,): EMPTY, (_EPS,): EPS})
+    lookbehinds: list[int] = field(default_factory=list)  # head ids of lookbehind heads
+    _ir_heads: dict[Term, int] = field(default_factory=dict)
+    _derivative_memo: dict[tuple, int] = field(default_factory=dict)
+    _nullable_memo: dict[tuple, bool] = field(default_factory=dict)
+    _first_memo: dict[int, tuple] = field(default_factory=dict)
+    _ir_terms: dict[int, int] = field(default_factory=dict)  # head id -> term of head alone
+    _clamp_memo: dict[int, dict[int, int]] = field(default_factory=dict)
+    _head_look_memo: dict[int, bool] = field(default_factory=dict)
+    _search_memo: dict[int, bool] = field(default_factory=dict)
+    _sigma_star: int = -1
+
+    # ---------------------------------------------------------------- construction from the IR
+    def from_ir(self, term: Term) -> int:
+        """The full-remainder term for ``term`` followed by the end of the input."""
+        return self.concat_ir(term, EPS)
+
+    def concat_ir(self, node: Term, tail: int) -> int:
+        """The term for ``node`` followed by the term ``tail`` (flattening sequences)."""
+        if tail == EMPTY:
+            return EMPTY
+        if isinstance(node, Seq):
+            for item in reversed(node.items):
+                tail = self.concat_ir(item, tail)
+                if tail == EMPTY:
+                    return EMPTY
+            return tail
+        if isinstance(node, Alt) and len(node.items) == 1:
+            return self.concat_ir(node.items[0], tail)
+        if isinstance(node, Repeat):
+            if node.max == 0:
+                return tail
+            if node.min == 1 and node.max == 1:
+                return self.concat_ir(node.item, tail)
+        head = self._head(node)
+        if head is None:
+            return EMPTY
+        return self.cat(head, tail)
+
+    def _head(self, node: Term) -> int | None:
+        """Intern an IR node as a head; None when it denotes the empty language."""
+        if node in self._ir_heads:
+            return self._ir_heads[node]
+        key: tuple
+        if isinstance(node, Chars):
+            if not node.charset:
+                return None
+            key = (_H_CHARS, node.charset)
+        elif isinstance(node, Alt):
+            items = tuple(dict.fromkeys(node.items))
+            if not items:
+                return None
+            key = (_H_ALT, items)
+        elif isinstance(node, Repeat):
+            lo, hi = node.min, node.max
+            if self.empty_kind(node.item) == "always":
+                lo = 0  # iterations that match nothing can fill any minimum count
+            key = (_H_REP, node.item, lo, hi)
+        elif isinstance(node, Look):
+            key = (_H_LOOK, node.body, node.ahead, node.negate)
+        else:
+            raise TypeError(f"not a regular term: {node!r}")
+        head_id = self._head_ids.get(key)
+        if head_id is None:
+            head_id = len(self.heads)
+            self.heads.append(key)
+            self._head_ids[key] = head_id
+            if isinstance(node, Look) and not node.ahead:
+                _refuse_nested_lookaround(node.body)
+                self.lookbehinds.append(head_id)
+        self._ir_heads[node] = head_id
+        return head_id
+
+    def empty_kind(self, node: Term) -> str:
+        """Whether ``node`` matches the empty string: "never", "always", or "conditional"."""
+        if isinstance(node, Chars):
+            return "never"
+        if isinstance(node, Look):
+            return "conditional"
+        if isinstance(node, Seq):
+            kinds = [self.empty_kind(x) for x in node.items]
+            if "never" in kinds:
+                return "never"
+            return "conditional" if "conditional" in kinds else "always"
+        if isinstance(node, Alt):
+            kinds = {self.empty_kind(x) for x in node.items}
+            if "always" in kinds:
+                return "always"
+            return "conditional" if "conditional" in kinds else "never"
+        if isinstance(node, Repeat):
+            return "always" if node.min == 0 else self.empty_kind(node.item)
+        raise TypeError(f"not a regular term: {node!r}")
+
+    # ---------------------------------------------------------------- smart constructors
+    def _intern(self, key: tuple) -> int:
+        term_id = self._term_ids.get(key)
+        if term_id is None:
+            term_id = len(self.terms)
+            self.terms.append(key)
+            self._term_ids[key] = term_id
+        return term_id
+
+    def cat(self, head: int, tail: int) -> int:
+        if tail == EMPTY:
+            return EMPTY
+        return self._intern((_CAT, head, tail))
+
+    def union(self, items) -> int:
+        flat: set[int] = set()
+        for t in items:
+            key = self.terms[t]
+            if key[0] == _EMPTY:
+                continue
+            if key[0] == _OR:
+                flat.update(key[1])
+            else:
+                flat.add(t)
+        if not flat:
+            return EMPTY
+        if len(flat) == 1:
+            return next(iter(flat))
+        return self._intern((_OR, frozenset(flat)))
+
+    def intersection(self, items) -> int:
+        flat: set[int] = set()
+        for t in items:
+            key = self.terms[t]
+            if key[0] == _EMPTY:
+                return EMPTY
+            if key[0] == _AND:
+                flat.update(key[1])
+            elif t != self.sigma_star():
+                flat.add(t)
+        if not flat:
+            return self.sigma_star()
+        if len(flat) == 1:
+            return next(iter(flat))
+        if EPS in flat:
+            # Only the empty remainder can satisfy ε; decide the others on it now.
+            return EPS if all(self.nullable(t, frozenset()) for t in flat) else EMPTY
+        return self._intern((_AND, frozenset(flat)))
+
+    def complement(self, t: int) -> int:
+        key = self.terms[t]
+        if key[0] == _NOT:
+            return key[1]
+        if t == EMPTY:
+            return self.sigma_star()
+        if t == self.sigma_star():
+            return EMPTY
+        return self._intern((_NOT, t))
+
+    def sigma_star(self) -> int:
+        if self._sigma_star < 0:
+            self._sigma_star = self.concat_ir(Repeat(Chars(ANY_CHAR), 0, None), EPS)
+        return self._sigma_star
+
+    # ---------------------------------------------------------------- lookaheads as intersections
+    def _lookahead(self, head: int, tail: int) -> int:
+        _, body, _, negate = self.heads[head]
+        prefix = self.concat_ir(body, self.sigma_star())
+        return self.intersection([tail, self.complement(prefix) if negate else prefix])
+
+    def _lookbehind_holds(self, head: int, behind: frozenset) -> bool:
+        negate = self.heads[head][3]
+        return (head in behind) != negate
+
+    # ---------------------------------------------------------------- nullability
+    def nullable(self, t: int, behind: frozenset) -> bool:
+        """Whether ``t`` accepts the empty remainder, given the lookbehinds that hold here."""
+        memo_key = (t, behind)
+        cached = self._nullable_memo.get(memo_key)
+        if cached is not None:
+            return cached
+        key = self.terms[t]
+        kind = key[0]
+        if kind == _EMPTY:
+            result = False
+        elif kind == _EPS:
+            result = True
+        elif kind == _OR:
+            result = any(self.nullable(x, behind) for x in key[1])
+        elif kind == _AND:
+            result = all(self.nullable(x, behind) for x in key[1])
+        elif kind == _NOT:
+            result = not self.nullable(key[1], behind)
+        else:
+            result = self._nullable_cat(key[1], key[2], behind)
+        self._nullable_memo[memo_key] = result
+        return result
+
+    def _nullable_cat(self, head: int, tail: int, behind: frozenset) -> bool:
+        h = self.heads[head]
+        kind = h[0]
+        if kind == _H_CHARS:
+            return False
+        if kind == _H_ALT:
+            return any(self.nullable(self.concat_ir(x, tail), behind) for x in h[1])
+        if kind == _H_REP:
+            _, body, lo, hi = h
+            if lo == 0:
+                return self.nullable(tail, behind)
+            if self.empty_kind(body) == "never":
+                return False
+            return self.nullable(self._unroll_once(body, lo, hi, tail), behind)
+        if h[2]:  # a lookahead
+            return self.nullable(self._lookahead(head, tail), behind)
+        return self._lookbehind_holds(head, behind) and self.nullable(tail, behind)
+
+    def _unroll_once(self, body: Term, lo: int, hi: int | None, tail: int) -> int:
+        """``body`` followed by ``body{lo-1,hi-1}`` and ``tail``."""
+        if lo > _MAX_CONDITIONAL_UNROLL and self.empty_kind(body) == "conditional":
+            raise UnsupportedRegex(
+                f"a repetition with minimum {lo} of a group that may match only a lookaround"
+            )
+        rest = Repeat(body, max(lo - 1, 0), None if hi is None else hi - 1)
+        return self.concat_ir(body, self.concat_ir(rest, tail))
+
+    # ---------------------------------------------------------------- first characters
+    def first_sets(self, t: int, behind: frozenset) -> tuple[CharSet, ...]:
+        """Character sets whose refinement partitions the alphabet into derivative classes."""
+        out: list[CharSet] = []
+        self._collect_first(t, behind, out, set())
+        return tuple(dict.fromkeys(out))
+
+    def _collect_first(self, t: int, behind: frozenset, out: list, seen: set) -> None:
+        if t in seen:
+            return
+        seen.add(t)
+        key = self.terms[t]
+        kind = key[0]
+        if kind in (_OR, _AND):
+            for x in key[1]:
+                self._collect_first(x, behind, out, seen)
+        elif kind == _NOT:
+            self._collect_first(key[1], behind, out, seen)
+        elif kind == _CAT:
+            head, tail = key[1], key[2]
+            h = self.heads[head]
+            if h[0] == _H_CHARS:
+                out.append(h[1])
+            elif h[0] == _H_ALT:
+                for x in h[1]:
+                    self._collect_first(self.concat_ir(x, tail), behind, out, seen)
+            elif h[0] == _H_REP:
+                _, body, lo, hi = h
+                self._collect_first(self._unroll_once(body, lo, hi, tail), behind, out, seen)
+                if lo == 0:
+                    self._collect_first(tail, behind, out, seen)
+            elif h[2]:
+                self._collect_first(self._lookahead(head, tail), behind, out, seen)
+            elif self._lookbehind_holds(head, behind):
+                self._collect_first(tail, behind, out, seen)
+
+    # ---------------------------------------------------------------- derivatives
+    def derivative(self, t: int, cp: int, behind: frozenset) -> int:
+        """The term for the remainders ``r`` such that ``chr(cp) + r`` is in ``t``."""
+        memo_key = (t, cp, behind)
+        cached = self._derivative_memo.get(memo_key)
+        if cached is not None:
+            return cached
+        result = self._derive(t, cp, behind, set())
+        self._derivative_memo[memo_key] = result
+        return result
+
+    def _derive(self, t: int, cp: int, behind: frozenset, active: set) -> int:
+        if t in active:
+            # Re-entered through iterations that matched nothing: such a path only repeats
+            # remainders already on the outer path, so it adds nothing (least fixed point).
+            return EMPTY
+        key = self.terms[t]
+        kind = key[0]
+        if kind <= _EPS:
+            return EMPTY
+        active.add(t)
+        try:
+            if kind == _OR:
+                return self.union(self._derive(x, cp, behind, active) for x in key[1])
+            if kind == _AND:
+                return self.intersection([self._derive(x, cp, behind, active) for x in key[1]])
+            if kind == _NOT:
+                return self.complement(self._derive(key[1], cp, behind, active))
+            return self._derive_cat(key[1], key[2], cp, behind, active)
+        finally:
+            active.discard(t)
+
+    def _derive_cat(self, head: int, tail: int, cp: int, behind: frozenset, active: set) -> int:
+        h = self.heads[head]
+        kind = h[0]
+        if kind == _H_CHARS:
+            return tail if cp in h[1] else EMPTY
+        if kind == _H_ALT:
+            return self.union(
+                self._derive(self.concat_ir(x, tail), cp, behind, active) for x in h[1]
+            )
+        if kind == _H_REP:
+            _, body, lo, hi = h
+            parts = [self._derive(self._unroll_once(body, lo, hi, tail), cp, behind, active)]
+            if lo == 0:
+                parts.append(self._derive(tail, cp, behind, active))
+            return self.union(parts)
+        if h[2]:
+            return self._derive(self._lookahead(head, tail), cp, behind, active)
+        if self._lookbehind_holds(head, behind):
+            return self._derive(tail, cp, behind, active)
+        return EMPTY
+
+    def clamp_counters(self, t: int, limit: int) -> int:
+        """``t`` with every repetition count above ``limit`` lowered to ``limit``.
+
+        The result has the same prefixes of up to ``limit - 1`` characters as ``t``: within that
+        many characters no clamped repetition can be left or exhausted earlier than before. Token
+        masks only look that far ahead, so states differing only in large counters share a mask.
+        """
+        memo = self._clamp_memo.setdefault(limit, {})
+        cached = memo.get(t)
+        if cached is not None:
+            return cached
+        key = self.terms[t]
+        kind = key[0]
+        if kind in (_OR, _AND):
+            parts = [self.clamp_counters(x, limit) for x in key[1]]
+            result = self.union(parts) if kind == _OR else self.intersection(parts)
+        elif kind == _NOT:
+            result = self.complement(self.clamp_counters(key[1], limit))
+        elif kind == _CAT:
+            head, tail = key[1], key[2]
+            h = self.heads[head]
+            if h[0] == _H_REP and self.empty_kind(h[1]) != "conditional" and (
+                h[2] > limit or (h[3] is not None and h[3] > limit)
+            ):
+                lo, hi = min(h[2], limit), None if h[3] is None else min(h[3], limit)
+                head = self._head(Repeat(h[1], lo, hi))
+            result = self.cat(head, self.clamp_counters(tail, limit))
+        else:
+            result = t
+        memo[t] = result
+        return result
+
+    def needs_liveness_search(self, t: int) -> bool:
+        """True when ``t`` has intersections, complements or lookarounds: then a term that is
+        not ``EMPTY`` may still match nothing, and only a search can tell."""
+        cached = self._search_memo.get(t)
+        if cached is None:
+            cached = self._search_memo[t] = self._has_boolean_or_look(t)
+        return cached
+
+    def _has_boolean_or_look(self, t: int) -> bool:
+        stack, seen = [t], set()
+        while stack:
+            x = stack.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            key = self.terms[x]
+            if key[0] in (_AND, _NOT):
+                return True
+            if key[0] == _OR:
+                stack.extend(key[1])
+            elif key[0] == _CAT:
+                stack.append(key[2])
+                if self._head_has_look(key[1]):
+                    return True
+        return False
+
+    def _head_has_look(self, head: int) -> bool:
+        cached = self._head_look_memo.get(head)
+        if cached is None:
+            h = self.heads[head]
+            stack, cached = [], h[0] == _H_LOOK
+            if h[0] == _H_ALT:
+                stack.extend(h[1])
+            elif h[0] == _H_REP:
+                stack.append(h[1])
+            while stack and not cached:
+                x = stack.pop()
+                if isinstance(x, Look):
+                    cached = True
+                elif isinstance(x, (Seq, Alt)):
+                    stack.extend(x.items)
+                elif isinstance(x, Repeat):
+                    stack.append(x.item)
+            self._head_look_memo[head] = cached
+        return cached
+
+
+def _refuse_nested_lookaround(node: Term) -> None:
+    """Lookbehind bodies are tracked forward; a lookaround inside one has no fixed meaning here."""
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Look):
+            raise UnsupportedRegex("a lookaround or anchor inside a lookbehind")
+        if isinstance(x, (Seq, Alt)):
+            stack.extend(x.items)
+        elif isinstance(x, Repeat):
+            stack.append(x.item)
+
+
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))

@@ -1,0 +1,77 @@
+"""numba kernels over flat automaton and trie arrays, each with a pure-Python twin.
+
+The twins define the semantics in plain code; a test checks both agree on random automata.
+Kernels never allocate per node and never call back into Python, so they run at array speed and
+release the GIL (``nogil=True``) for callers that fill masks of a batch in threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def walk_trie(trans, known, root_nodes, root_states, max_depth, node_byte, node_depth,
+              subtree_end, node_token, out, pending_nodes, pending_states):
+    """Mark in ``out`` (packed uint32 words) every token the DFA can read below the given roots.
+
+    Walks the subtree of each trie node ``root_nodes[k]``, whose DFA state is ``root_states[k]``
+    (its row must be built), and sets the bit of ``node_token[i]`` for every node ``i`` whose
+    path stays out of DEAD (negative entries of ``trans``). Nodes without a token carry a dummy
+    id whose bit lies in a spare last word of ``out``, which keeps the hot loop free of branches.
+    A node whose state's row is not built yet (``known[state] == 0``) is not descended into: it
+    is appended to ``pending_nodes``/``pending_states`` so the caller can build that row and
+    resume there. Returns the number of pending nodes (buffers of one entry per trie node
+    always suffice).
+    """
+    stack = np.empty(max_depth + 1, dtype=np.int32)
+    n_pending = 0
+    for k in range(root_nodes.shape[0]):
+        root = root_nodes[k]
+        stack[node_depth[root]] = root_states[k]
+        end = subtree_end[root]
+        i = root + 1
+        while i < end:
+            nxt = trans[stack[node_depth[i] - 1], node_byte[i]]
+            if nxt < 0:
+                i = subtree_end[i]
+                continue
+            t = node_token[i]
+            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if not known[nxt] and subtree_end[i] > i + 1:
+                pending_nodes[n_pending] = i
+                pending_states[n_pending] = nxt
+                n_pending += 1
+                i = subtree_end[i]
+                continue
+            stack[node_depth[i]] = nxt
+            i += 1
+    return n_pending
+
+
+def walk_trie_python(trans, known, root_nodes, root_states, max_depth, node_byte, node_depth,
+                     subtree_end, node_token, out, pending_nodes, pending_states):
+    """Pure-Python twin of :func:`walk_trie` (same arguments, same effects, same result)."""
+    stack = [0] * (max_depth + 1)
+    n_pending = 0
+    for root, root_state in zip(root_nodes, root_states):
+        stack[node_depth[root]] = int(root_state)
+        end = int(subtree_end[root])
+        i = int(root) + 1
+        while i < end:
+            nxt = int(trans[stack[node_depth[i] - 1], node_byte[i]])
+            if nxt < 0:
+                i = int(subtree_end[i])
+                continue
+            t = int(node_token[i])
+            out[t >> 5] |= np.uint32(1 << (t & 31))
+            if not known[nxt] and subtree_end[i] > i + 1:
+                pending_nodes[n_pending] = i
+                pending_states[n_pending] = nxt
+                n_pending += 1
+                i = int(subtree_end[i])
+                continue
+            stack[node_depth[i]] = nxt
+            i += 1
+    return n_pending

@@ -1,0 +1,335 @@
+"""Token-level constraints: a byte DFA read through a vocabulary trie, and per-sequence matchers.
+
+``TokenConstraint`` is the compiled object (one per constraint and vocabulary): it owns the lazy
+byte DFA, the vocabulary trie and the cache of packed token masks, one per DFA state, computed on
+first visit by the numba trie walk. ``Matcher`` is the small per-sequence state: a DFA state and
+an undo history, copyable in O(1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from functools import lru_cache
+
+import numpy as np
+
+from structgen.automata.byte_dfa import DEAD, LazyByteDFA, Limits
+from structgen.automata.kernels import walk_trie
+from structgen.automata.token_trie import TokenTrie, token_trie
+from structgen.automata.utf8 import encodable_chars
+from structgen.errors import EmptyLanguage, LimitExceeded, VocabularyError
+from structgen.grammar.charset import CharSet
+from structgen.grammar.regular import Term, restrict_alphabet
+from structgen.vocab import Vocabulary
+
+_ENDED = -3  # the matcher consumed EOS: nothing more is allowed
+# Bytes that occur in valid UTF-8 (0xC0, 0xC1 and 0xF5..0xFF never do).
+_UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
+_MAX_FORCED_BYTES = 4096
+
+
+@lru_cache(maxsize=8)
+def _producible_chars(producible_bytes: bytes) -> CharSet | None:
+    """Code points a vocabulary can spell, or None when it can spell every UTF-8 text."""
+    allowed = np.frombuffer(producible_bytes, dtype=np.bool_)
+    if allowed[_UTF8_BYTES].all():
+        return None
+    return encodable_chars(allowed)
+
+
+def _missing_bytes(trie: TokenTrie) -> str:
+    missing = np.flatnonzero(~trie.producible_bytes[_UTF8_BYTES])
+    return ", ".join(f"{int(_UTF8_BYTES[i]):#04x}" for i in missing[:16])
+
+
+def _set_bits(mask: np.ndarray) -> np.ndarray:
+    """Indices of the set bits of a packed uint32 mask."""
+    return np.flatnonzero(np.unpackbits(mask.view(np.uint8), bitorder="little"))
+
+
+class TokenConstraint:
+    """A constraint compiled against one vocabulary; create matchers with :meth:`matcher`.
+
+    Masks are packed ``uint32`` words, ``ceil(vocab.size / 32)`` of them: bit ``i % 32`` of word
+    ``i // 32`` is set when token ``i`` is allowed. EOS bits are set exactly in accepting states.
+    """
+
+    def __init__(self, term: Term, vocab: Vocabulary, limits: Limits | None = None):
+        started = time.perf_counter()
+        self.vocab = vocab
+        self.limits = limits = limits or Limits()
+        self.num_words = (vocab.size + 31) // 32
+        self._trie: TokenTrie = token_trie(vocab)
+        self._byte_complete = self._trie.byte_complete
+        self._eos_ids = frozenset(vocab.eos_token_ids)
+        producible = _producible_chars(self._trie.producible_bytes.tobytes())
+        restricted = term if producible is None else restrict_alphabet(term, producible)
+        self._dfa = LazyByteDFA(restricted, limits)
+        if self._dfa.language_is_empty():
+            if restricted is not term and not LazyByteDFA(term, limits).language_is_empty():
+                raise VocabularyError(
+                    "the vocabulary cannot produce any string of the constraint's language: "
+                    f"no token contains the bytes {_missing_bytes(self._trie)}"
+                )
+            raise EmptyLanguage("the constraint accepts no string at all")
+        self._eos_words = np.zeros(self.num_words, dtype=np.uint32)
+        for eos in vocab.eos_token_ids:
+            self._eos_words[eos >> 5] |= np.uint32(1 << (eos & 31))
+        self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._live_states: dict[int, bool] = {}
+        self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
+        self._empty_mask.flags.writeable = False
+        n = self._trie.num_nodes
+        self._pending_buffers = [
+            (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)) for _ in range(2)
+        ]
+        start_mask = self.state_mask(self._dfa.start)
+        if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
+            raise VocabularyError(
+                "no token of the vocabulary can begin a string of the constraint's language "
+                f"(which starts with one of the bytes {self._first_bytes()})"
+            )
+        self.compile_seconds = time.perf_counter() - started
+
+    def _first_bytes(self) -> str:
+        dfa = self._dfa
+        dfa.materialize(dfa.start)
+        live = np.flatnonzero(dfa.trans[dfa.start] >= 0)
+        shown = ", ".join(f"{b:#04x}" for b in live[:8])
+        return shown + (", ..." if len(live) > 8 else "")
+
+    # ---------------------------------------------------------------- introspection
+    @property
+    def num_states(self) -> int:
+        """DFA states built so far (the automaton grows lazily as states are visited)."""
+        return self._dfa.num_states
+
+    @property
+    def start_state(self) -> int:
+        return self._dfa.start
+
+    def matcher(self) -> Matcher:
+        """A fresh per-sequence matcher at the start of the constraint."""
+        return Matcher(self, self._dfa.start)
+
+    # ---------------------------------------------------------------- masks
+    def state_mask(self, state: int) -> np.ndarray:
+        """The read-only packed mask of tokens allowed in DFA ``state`` (cached)."""
+        if state == _ENDED:
+            return self._empty_mask
+        mask = self._masks.get(state)
+        if mask is not None:
+            self._masks.move_to_end(state)
+            return mask
+        # Clamping counters keeps prefixes up to the longest token, which is all a mask reads;
+        # dead-end pruning looks further, so it gets the state itself.
+        representative = (
+            self._dfa.mask_representative(state, self._trie.max_depth)
+            if self._byte_complete else state
+        )
+        mask = self._masks.get(representative)
+        if mask is None:
+            mask = self._compute_mask(representative)
+            mask.flags.writeable = False
+            self._masks[representative] = mask
+        self._masks[state] = mask
+        while len(self._masks) * mask.nbytes > self.limits.max_mask_cache_bytes:
+            if len(self._masks) == 1:
+                raise LimitExceeded(
+                    "max_mask_cache_bytes is smaller than a single mask "
+                    f"({mask.nbytes} bytes)"
+                )
+            self._masks.popitem(last=False)
+        return mask
+
+    def _compute_mask(self, state: int) -> np.ndarray:
+        """The mask of ``state``: the trie walk, less dead ends, plus EOS when accepting."""
+        mask = self._walk(state)
+        if not self._byte_complete:
+            self._drop_dead_end_tokens(state, mask)
+        if self._dfa.accepting[state]:
+            mask |= self._eos_words
+        return mask
+
+    def _walk(self, state: int) -> np.ndarray:
+        """The tokens the DFA can read from ``state``. Rows met for the first time are built
+        between rounds; each round resumes only the subtrees that waited for them."""
+        dfa, trie = self._dfa, self._trie
+        dfa.materialize(state)
+        out = np.zeros(self.num_words + 1, dtype=np.uint32)  # + the dummy token's word
+        roots = np.zeros(1, dtype=np.int32)
+        root_states = np.array([state], dtype=np.int32)
+        buffers = self._pending_buffers
+        while len(roots):
+            pending_nodes, pending_states = buffers[0]
+            n_pending = walk_trie(
+                dfa.trans, dfa.known, roots, root_states, trie.max_depth, trie.node_byte,
+                trie.node_depth, trie.subtree_end, trie.node_token, out, pending_nodes,
+                pending_states,
+            )
+            roots, root_states = pending_nodes[:n_pending], pending_states[:n_pending]
+            buffers = buffers[::-1]  # the next round writes while reading these
+            for pending in np.unique(root_states):
+                dfa.materialize(int(pending))
+        mask = out[: self.num_words]
+        if len(trie.duplicate_ids):
+            primary = trie.duplicate_of
+            on = (mask[primary >> 5] >> (primary & 31).astype(np.uint32)) & 1
+            np.bitwise_or.at(mask, trie.duplicate_ids >> 5,
+                             on.astype(np.uint32) << (trie.duplicate_ids & 31).astype(np.uint32))
+        return mask
+
+    def _drop_dead_end_tokens(self, state: int, mask: np.ndarray) -> None:
+        """Clear tokens after which no sequence of tokens can complete the match.
+
+        Only needed when some byte has no single-byte token: otherwise every live DFA state can
+        be finished byte by byte, so DFA liveness is token liveness.
+        """
+        for token_id in _set_bits(mask):
+            target = self._dfa.walk(state, self.vocab.token_bytes(int(token_id)))
+            if not self._token_live(target):
+                mask[token_id >> 5] &= ~np.uint32(1 << (int(token_id) & 31))
+
+    def _token_live(self, state: int) -> bool:
+        """Whether some token sequence leads from ``state`` to acceptance (searched, memoised)."""
+        cached = self._live_states.get(state)
+        if cached is not None:
+            return cached
+        dfa = self._dfa
+        seen, frontier, found = {state}, [state], False
+        while frontier and not found:
+            nxt = []
+            for s in frontier:
+                if dfa.accepting[s] or self._live_states.get(s):
+                    found = True
+                    break
+                for token_id in _set_bits(self._walk(s)):
+                    t = dfa.walk(s, self.vocab.token_bytes(int(token_id)))
+                    if t not in seen:
+                        if len(seen) >= self.limits.max_states:
+                            raise LimitExceeded("deciding which tokens can still finish")
+                        seen.add(t)
+                        nxt.append(t)
+            frontier = nxt
+        if not found:
+            for s in seen:  # nothing reachable from here accepts: all of it is dead
+                self._live_states[s] = False
+        self._live_states[state] = found
+        return found
+
+    def token_target(self, state: int, token_id: int) -> int:
+        """The DFA state after ``token_id`` from ``state``; ``DEAD`` when not allowed."""
+        if state == _ENDED:
+            return DEAD
+        mask = self._masks.get(state) if self._byte_complete else self.state_mask(state)
+        if mask is not None and not (mask[token_id >> 5] >> np.uint32(token_id & 31)) & 1:
+            return DEAD
+        data = self.vocab.token_bytes(token_id)
+        if not data or not self.vocab.is_text(token_id):
+            return DEAD
+        return self._dfa.walk(state, data)
+
+    def is_eos(self, token_id: int) -> bool:
+        return token_id in self._eos_ids
+
+    def is_accepting(self, state: int) -> bool:
+        return state >= 0 and bool(self._dfa.accepting[state])
+
+    def forced_bytes(self, state: int) -> bytes:
+        """Bytes every continuation from ``state`` must start with (stops where EOS is allowed)."""
+        dfa = self._dfa
+        out = bytearray()
+        while state >= 0 and not dfa.accepting[state] and len(out) < _MAX_FORCED_BYTES:
+            dfa.materialize(state)
+            live = np.flatnonzero(dfa.trans[state] >= 0)
+            if len(live) != 1:
+                break
+            out.append(int(live[0]))
+            state = int(dfa.trans[state, live[0]])
+        return bytes(out)
+
+    def has_text_continuation(self, state: int) -> bool:
+        return bool((self.state_mask(state) & ~self._eos_words).any())
+
+
+class Matcher:
+    """The constraint's state for one sequence: advance by tokens, ask what is allowed, undo.
+
+    Copying is O(1): the undo history is a persistent linked list shared between copies.
+    """
+
+    __slots__ = ("_constraint", "_history", "_state")
+
+    def __init__(self, constraint: TokenConstraint, state: int, history: tuple | None = None):
+        self._constraint = constraint
+        self._state = state
+        self._history = history  # (previous state, older history) or None
+
+    def mask(self) -> np.ndarray:
+        """Packed ``uint32`` mask of the allowed tokens (a cached, read-only array)."""
+        return self._constraint.state_mask(self._state)
+
+    def fill_mask(self, out: np.ndarray, row: int) -> None:
+        """Write the mask into row ``row`` of a ``(batch, words)`` int32 or uint32 array."""
+        mask = self.mask()
+        out[row, :] = mask if out.dtype == np.uint32 else mask.view(out.dtype)
+
+    def allowed(self, token_id: int) -> bool:
+        """Whether ``token_id`` may come next, without building the full mask."""
+        c = self._constraint
+        if self._state == _ENDED or not 0 <= token_id < c.vocab.size:
+            return False
+        if c.is_eos(token_id):
+            return c.is_accepting(self._state)
+        return c.token_target(self._state, token_id) >= 0
+
+    def advance(self, token_id: int) -> bool:
+        """Consume ``token_id``; returns False (state unchanged) when it is not allowed."""
+        c = self._constraint
+        if self._state == _ENDED or not 0 <= token_id < c.vocab.size:
+            return False
+        if c.is_eos(token_id):
+            if not c.is_accepting(self._state):
+                return False
+            target = _ENDED
+        else:
+            target = c.token_target(self._state, token_id)
+            if target < 0:
+                return False
+        self._history = (self._state, self._history)
+        self._state = target
+        return True
+
+    def rollback(self, n_tokens: int = 1) -> None:
+        """Undo the last ``n_tokens`` successful advances."""
+        for _ in range(n_tokens):
+            if self._history is None:
+                raise ValueError("cannot roll back past the start of the sequence")
+            self._state, self._history = self._history
+
+    def forced_bytes(self) -> bytes:
+        """The text the constraint now forces (``b""`` when there is a choice or EOS is allowed)."""
+        if self._state == _ENDED:
+            return b""
+        return self._constraint.forced_bytes(self._state)
+
+    def is_accepting(self) -> bool:
+        """Whether EOS is allowed now (the text so far is a complete match)."""
+        return self._constraint.is_accepting(self._state)
+
+    def is_finished(self) -> bool:
+        """Whether nothing but EOS is allowed (or EOS was already consumed)."""
+        if self._state == _ENDED:
+            return True
+        c = self._constraint
+        return c.is_accepting(self._state) and not c.has_text_continuation(self._state)
+
+    def copy(self) -> Matcher:
+        return Matcher(self._constraint, self._state, self._history)
+
+    @property
+    def state(self) -> int:
+        """The DFA state id (``-3`` after EOS); equal ids mean identical futures."""
+        return self._state
+

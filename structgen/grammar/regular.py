@@ -1,0 +1,134 @@
+"""The regular part of the grammar IR: regular-expression terms over Unicode code points.
+
+Every source (regex, grammar terminal, JSON Schema leaf) lowers to these terms; the automata
+stage turns them into byte-level DFAs. Terms are immutable and hashable. Lookarounds are kept as
+terms (``Look``) rather than expanded, because their meaning depends on the whole string around
+them: the automaton stage gives them their exact regular semantics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from structgen.grammar.charset import CharSet
+
+
+class Term:
+    """Base class of regular terms.
+
+    Terms are dictionary keys all over the automaton stage, so each caches its hash: hashing a
+    deep term must not walk it again.
+    """
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        object.__setattr__(self, "_hash", hash((type(self).__name__, values)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Chars(Term):
+    """Exactly one code point from ``charset``."""
+
+    charset: CharSet
+    _hash: int = field(init=False, repr=False, compare=False)
+    __hash__ = Term.__hash__
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Seq(Term):
+    """Concatenation; ``Seq(())`` is the empty string."""
+
+    items: tuple[Term, ...]
+    _hash: int = field(init=False, repr=False, compare=False)
+    __hash__ = Term.__hash__
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Alt(Term):
+    """Alternation; ``Alt(())`` is the empty language."""
+
+    items: tuple[Term, ...]
+    _hash: int = field(init=False, repr=False, compare=False)
+    __hash__ = Term.__hash__
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Repeat(Term):
+    """``item`` repeated between ``min`` and ``max`` times (``max=None``: unbounded)."""
+
+    item: Term
+    min: int
+    max: int | None
+    _hash: int = field(init=False, repr=False, compare=False)
+    __hash__ = Term.__hash__
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Look(Term):
+    """A zero-width assertion about the text after (``ahead``) or before the current position.
+
+    ``body`` must match a prefix of the rest of the string (lookahead) or a suffix of the text
+    so far (lookbehind); ``negate`` inverts the condition.
+    """
+
+    body: Term
+    ahead: bool
+    negate: bool
+    _hash: int = field(init=False, repr=False, compare=False)
+    __hash__ = Term.__hash__
+
+
+EPSILON = Seq(())
+NOTHING = Alt(())
+
+
+def literal(text: str) -> Term:
+    """The term matching exactly ``text``."""
+    return Seq(tuple(Chars(CharSet.of([(ord(c), ord(c))])) for c in text))
+
+
+def restrict_alphabet(term: Term, alphabet: CharSet) -> Term:
+    """``term`` with every character set intersected with ``alphabet``, simplified so that a
+    part that can no longer match anything disappears (and the empty language is ``NOTHING``).
+
+    Used to drop characters a vocabulary cannot produce: afterwards a term without lookarounds
+    is empty exactly when it is ``NOTHING``.
+    """
+    memo: dict[int, Term] = {}
+
+    def visit(node: Term) -> Term:
+        cached = memo.get(id(node))
+        if cached is not None:
+            return cached
+        if isinstance(node, Chars):
+            charset = node.charset & alphabet
+            result: Term = Chars(charset) if charset else NOTHING
+        elif isinstance(node, Seq):
+            items = tuple(visit(x) for x in node.items)
+            result = NOTHING if NOTHING in items else Seq(items)
+        elif isinstance(node, Alt):
+            items = tuple(x for x in map(visit, node.items) if x != NOTHING)
+            result = items[0] if len(items) == 1 else Alt(items)
+        elif isinstance(node, Repeat):
+            item = visit(node.item)
+            if item == NOTHING:
+                result = EPSILON if node.min == 0 else NOTHING
+            else:
+                result = Repeat(item, node.min, node.max)
+        elif isinstance(node, Look):
+            body = visit(node.body)
+            if body == NOTHING:
+                result = EPSILON if node.negate else NOTHING
+            else:
+                result = Look(body, node.ahead, node.negate)
+        else:
+            raise TypeError(f"not a regular term: {node!r}")
+        memo[id(node)] = result
+        return result
+
+    return visit(term)

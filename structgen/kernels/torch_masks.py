@@ -1,0 +1,52 @@
+"""Applying packed token bitmasks to logits with torch, on whatever device the logits live.
+
+The only place below ``decoding/`` that imports torch: masks are computed as packed ``uint32``
+words on the CPU, copied to the logits' device (pinned and non-blocking on CUDA), unpacked and
+applied in one fused expression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_SHIFTS: dict[torch.device, torch.Tensor] = {}
+
+
+def _shifts(device: torch.device) -> torch.Tensor:
+    shifts = _SHIFTS.get(device)
+    if shifts is None:
+        shifts = _SHIFTS[device] = torch.arange(32, dtype=torch.int32, device=device)
+    return shifts
+
+
+def bitmask_to_device(bitmask: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The (batch, words) bitmask as an int32 tensor on ``device``."""
+    if isinstance(bitmask, np.ndarray):
+        words = torch.from_numpy(np.ascontiguousarray(bitmask).view(np.int32))
+        if device.type == "cuda":
+            return words.pin_memory().to(device, non_blocking=True)
+        return words.to(device)
+    if bitmask.dtype != torch.int32:
+        bitmask = bitmask.view(torch.int32) if bitmask.element_size() == 4 else bitmask.int()
+    return bitmask.to(device, non_blocking=True)
+
+
+def apply_token_bitmask(logits: torch.Tensor, bitmask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Set ``logits[b, i] = -inf`` wherever bit ``i`` of row ``b`` of ``bitmask`` is clear.
+
+    ``logits``: (batch, vocab) or (vocab,), any float dtype and device; modified in place and
+    returned. ``bitmask``: (batch, words) or (words,) packed int32/uint32, numpy or torch.
+    Columns beyond ``32 * words`` are masked too (they are not tokens of the vocabulary).
+    """
+    squeeze = logits.dim() == 1
+    rows = logits.unsqueeze(0) if squeeze else logits
+    words = bitmask_to_device(bitmask, rows.device)
+    if words.dim() == 1:
+        words = words.unsqueeze(0)
+    allowed = ((words.unsqueeze(-1) >> _shifts(rows.device)) & 1).bool().flatten(1)
+    width = min(rows.shape[-1], allowed.shape[-1])
+    blocked = torch.ones_like(rows, dtype=torch.bool)
+    blocked[:, :width] = ~allowed[:, :width]
+    rows.masked_fill_(blocked, float("-inf"))
+    return logits

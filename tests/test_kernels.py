@@ -1,0 +1,107 @@
+"""The numba kernels agree with their pure-Python twins, and masks apply to logits exactly."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from structgen.automata.byte_dfa import DEAD, UNKNOWN
+from structgen.automata.kernels import walk_trie, walk_trie_python
+from structgen.automata.token_trie import build_token_trie
+from structgen.kernels.torch_masks import apply_token_bitmask
+
+tokens_strategy = st.lists(
+    st.one_of(st.none(), st.binary(min_size=0, max_size=6)), min_size=1, max_size=80
+)
+
+
+def _random_dfa(rng: np.random.Generator, n_states: int, alphabet: list[int], unknown_rate: float):
+    trans = np.full((n_states, 256), DEAD, dtype=np.int32)
+    known = np.ones(n_states, dtype=np.uint8)
+    for s in range(n_states):
+        if rng.random() < unknown_rate and s != 0:
+            trans[s, :] = UNKNOWN
+            known[s] = 0
+            continue
+        for b in alphabet:
+            if rng.random() < 0.7:
+                trans[s, b] = rng.integers(0, n_states)
+    return trans, known
+
+
+def _run(kernel, trans, known, trie, words):
+    out = np.zeros(words + 1, dtype=np.uint32)
+    pending_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
+    pending_states = np.zeros(trie.num_nodes, dtype=np.int32)
+    n = kernel(trans, known, np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int32),
+               trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
+               trie.node_token, out, pending_nodes, pending_states)
+    return out[:words], pending_nodes[:n].tolist(), pending_states[:n].tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1),
+       unknown_rate=st.sampled_from([0, 0.3]))
+def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
+    rng = np.random.default_rng(seed)
+    alphabet = sorted({b for t in tokens if t for b in t} | {0})
+    trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
+    trie = build_token_trie(tokens)
+    words = (len(tokens) + 31) // 32
+    fast = _run(walk_trie, trans, known, trie, words)
+    slow = _run(walk_trie_python, trans, known, trie, words)
+    assert np.array_equal(fast[0], slow[0])
+    assert fast[1:] == slow[1:]
+    if unknown_rate == 0:
+        # With every row known, the mask is exactly the tokens the DFA can read from state 0
+        # (duplicated byte strings stand for one node; the matcher adds their twins afterwards).
+        represented = {int(t) for t in trie.node_token if t < len(tokens)}
+        for token_id, data in enumerate(tokens):
+            state = 0
+            for byte in data or b"":
+                state = trans[state, byte] if state >= 0 else DEAD
+            expected = bool(data) and state >= 0 and token_id in represented
+            assert bool(fast[0][token_id >> 5] >> (token_id & 31) & 1) == expected
+
+
+@given(tokens=tokens_strategy)
+@settings(max_examples=100, deadline=None)
+def test_trie_holds_every_text_token_once(tokens):
+    trie = build_token_trie(tokens)
+    found = {}
+    path: list[int] = []
+    for node in range(1, trie.num_nodes):
+        del path[trie.node_depth[node] - 1 :]
+        path.append(int(trie.node_byte[node]))
+        assert trie.subtree_end[node] > node
+        if trie.node_token[node] != trie.dummy_token:
+            found[int(trie.node_token[node])] = bytes(path)
+    for duplicate, primary in zip(trie.duplicate_ids, trie.duplicate_of):
+        found[int(duplicate)] = found[int(primary)]
+    assert found == {i: t for i, t in enumerate(tokens) if t}
+    assert trie.dummy_token >= len(tokens) and trie.dummy_token % 32 == 0
+
+
+@pytest.mark.parametrize("vocab_width", [5, 32, 33, 100])
+@pytest.mark.parametrize("dtype", [np.uint32, np.int32])
+def test_apply_token_bitmask_blocks_exactly_the_clear_bits(vocab_width, dtype):
+    rng = np.random.default_rng(vocab_width)
+    batch, words = 3, (vocab_width + 31) // 32
+    allowed = rng.random((batch, words * 32)) < 0.5
+    packed = np.zeros((batch, words), dtype=np.uint64)
+    for bit in range(32):
+        packed |= allowed[:, bit::32].astype(np.uint64) << np.uint64(bit)
+    bitmask = packed.astype(np.uint32).view(dtype)
+    logits = torch.randn(batch, vocab_width + 7)  # wider than the vocabulary: padding columns
+    original = logits.clone()
+    apply_token_bitmask(logits, bitmask)
+    expected_allowed = np.zeros((batch, vocab_width + 7), dtype=bool)
+    width = min(vocab_width + 7, words * 32)
+    expected_allowed[:, :width] = allowed[:, :width]
+    expected = torch.where(torch.from_numpy(expected_allowed), original,
+                           torch.tensor(float("-inf")))
+    assert torch.equal(logits, expected)
+    one_row = original[0].clone()
+    apply_token_bitmask(one_row, bitmask[0])
+    assert torch.equal(one_row, expected[0])
