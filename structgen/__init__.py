@@ -24,12 +24,17 @@ from structgen.vocab import Vocabulary
 __all__ = [
     "Constraint",
     "EmptyLanguage",
+    "GenerationResult",
     "GrammarError",
+    "Greedy",
     "IncompleteOutput",
+    "LanguageModel",
     "LimitExceeded",
     "Limits",
     "Matcher",
     "RegexError",
+    "Sample",
+    "Sampler",
     "SchemaError",
     "StructgenError",
     "TokenConstraint",
@@ -41,15 +46,41 @@ __all__ = [
     "apply_token_bitmask",
     "choice",
     "compile",
+    "from_transformers",
+    "generate",
+    "load_model",
     "regex",
     "sequence",
+    "stream",
 ]
 
 
-def __getattr__(name: str):
-    # Importing torch costs seconds; only the mask-application kernel needs it.
-    if name == "apply_token_bitmask":
-        from structgen.kernels.torch_masks import apply_token_bitmask
+# Names whose modules import torch (seconds): loaded on first use, so that compiling
+# constraints and the `structgen check` command stay light.
+_LAZY = {
+    "apply_token_bitmask": "structgen.kernels.torch_masks",
+    "generate": "structgen.api",
+    "stream": "structgen.api",
+    "GenerationResult": "structgen.decoding.loop",
+    "Greedy": "structgen.decoding.samplers",
+    "Sample": "structgen.decoding.samplers",
+    "Sampler": "structgen.decoding.samplers",
+    "LanguageModel": "structgen.decoding.models",
+    "from_transformers": "structgen.decoding.models",
+    "load_model": "structgen.decoding.models",
+}
 
-        return apply_token_bitmask
-    raise AttributeError(f"module 'structgen' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'structgen' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

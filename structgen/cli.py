@@ -1,4 +1,7 @@
-"""The ``structgen`` command: compile a constraint against a tokenizer and report on it.
+"""The ``structgen`` command.
+
+``structgen generate --regex R PROMPT`` generates with a model (the embedded default unless
+``--model``) and prints the output; ``--json`` prints it with token counts and timings.
 
 ``structgen check --regex R [--text SAMPLE]`` prints the automaton size, compile and mask times,
 the tokens allowed at the start, and, given a sample text, the matcher's verdict token by token.
@@ -52,9 +55,7 @@ def check(args: argparse.Namespace) -> int:
     """Compile the constraint, print its statistics, and optionally trace a sample text."""
     import structgen as sg
 
-    flags = 0
-    for letter in args.flags or "":
-        flags |= _FLAG_NAMES[letter]
+    flags = _flags(args.flags)
     constraint = sg.regex(args.regex, flags)
     tokenizer, vocab = _load_vocabulary(args.tokenizer)
     started = time.perf_counter()
@@ -88,9 +89,62 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate(args: argparse.Namespace) -> int:
+    """Generate one output for the prompt under the constraint and print it."""
+    import json
+
+    import structgen as sg
+
+    constraint = sg.regex(args.regex, _flags(args.flags))
+    model = sg.load_model(args.model)
+    sampler = sg.Sample(temperature=args.temperature) if args.temperature > 0 else sg.Greedy()
+    result = sg.generate(model, args.prompt, constraint, max_tokens=args.max_tokens,
+                         sampler=sampler, seed=args.seed, return_result=True)
+    if args.json:
+        print(json.dumps({
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "tokens": len(result.token_ids),
+            "timings": result.timings,
+            "statistics": result.statistics,
+        }, indent=2))
+    else:
+        print(result.text)
+    if not result.complete:
+        print(f"warning: stopped at --max-tokens={args.max_tokens} before the constraint was "
+              "satisfied", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _flags(letters: str) -> int:
+    flags = 0
+    for letter in letters or "":
+        if letter not in _FLAG_NAMES:
+            raise SystemExit(f"error: unknown regex flag {letter!r} (use some of 'imsxa')")
+        flags |= _FLAG_NAMES[letter]
+    return flags
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="structgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="structgen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    generate_parser = commands.add_parser("generate", help="generate an output that satisfies "
+                                          "a constraint")
+    generate_parser.add_argument("prompt", help="the prompt (sent through the chat template)")
+    generate_parser.add_argument("--regex", required=True, help="the regular expression")
+    generate_parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
+    generate_parser.add_argument("--model", default=None,
+                                 help="a model folder or hub id (default: the embedded "
+                                      "SmolLM2-135M-Instruct)")
+    generate_parser.add_argument("--max-tokens", type=int, default=256)
+    generate_parser.add_argument("--temperature", type=float, default=0.0,
+                                 help="0 (default) decodes greedily")
+    generate_parser.add_argument("--seed", type=int, default=None)
+    generate_parser.add_argument("--json", action="store_true",
+                                 help="print a JSON object with the text, counts and timings")
+    generate_parser.set_defaults(run=generate)
     check_parser = commands.add_parser("check", help="compile a constraint and report on it")
     check_parser.add_argument("--regex", required=True, help="the regular expression")
     check_parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
@@ -98,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                               help="a tokenizer folder (default: the embedded SmolLM2 model's)")
     check_parser.add_argument("--text", default=None, help="trace this sample text token by token")
     check_parser.add_argument("--show", type=int, default=8, help="tokens to print per step")
+    check_parser.set_defaults(run=check)
     args = parser.parse_args(argv)
     try:
-        return check(args)
+        return args.run(args)
     except StructgenError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

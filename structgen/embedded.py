@@ -109,9 +109,16 @@ def load_default_hf(
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     folder = _ensure_converted()
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
+    bars_were_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a one-second local load needs no bar
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
+    finally:
+        if bars_were_enabled:
+            transformers_logging.enable_progress_bar()
     model.to(torch.device(device or "cpu"))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)

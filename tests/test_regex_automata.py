@@ -318,3 +318,26 @@ def test_mask_marks_padding_and_special_ids_never_allowed():
     bits = np.unpackbits(matcher.mask().view(np.uint8), bitorder="little")
     assert bits.tolist()[:70] == [1, 1, 1] + [0] * 67
     assert len(matcher.mask()) == 3
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(a|b)*a(a|b){25}",  # an exponential DFA, built lazily
+    r"((a*)*)*b",
+    r"(?:a{1,1000}){1,1000}",  # nested counters
+    r"(x+x+)+y",
+    r"[^a]{0,1000000}",
+    r"(.*a){20}",
+    r"(?=(a|b)*a(a|b){15})[ab]+",  # a lookahead whose witness is deep
+    r"(?=.*a)(?!.*a)b",  # contradictory lookarounds: empty
+])
+def test_hostile_patterns_end_in_a_bounded_compile_or_a_clear_error(pattern, toy_vocab):
+    limits = Limits(max_states=20000, max_compile_seconds=10)
+    try:
+        matcher = sg.compile(sg.regex(pattern), toy_vocab, limits).matcher()
+    except (sg.EmptyLanguage, sg.LimitExceeded):
+        return
+    a = toy_vocab.tokens.index(b"a")
+    for _ in range(40):
+        if not matcher.advance(a):
+            break
+        assert matcher.mask().any()

@@ -202,7 +202,7 @@ class LazyByteDFA:
         """Whether some string leads from the character state ``key`` to acceptance.
 
         Terms without intersections, complements or lookarounds are live unless empty; the
-        others are searched breadth-first.
+        others are searched depth-first.
         """
         cached = self._live.get(key)
         if cached is not None:
@@ -214,30 +214,33 @@ class LazyByteDFA:
         if not algebra.needs_liveness_search(term):
             self._live[key] = True
             return True
-        frontier, seen = [key], {key}
+        # Depth-first: a satisfiable lookaround usually has a short witness down one branch,
+        # while breadth-first would first visit every state up to the witness's depth.
+        stack, seen = [key], {key}
         found = False
-        while frontier and not found:
-            nxt_frontier = []
-            for k in frontier:
-                if self._live.get(k) or algebra.nullable(k[0], self._behind(k[1])):
-                    found = True
-                    break
-                if len(seen) > self.limits.max_states:
-                    raise LimitExceeded("deciding whether a lookaround state can finish")
-                behind = self._behind(k[1])
-                sets = list(algebra.first_sets(k[0], behind))
-                for tracker in k[1]:
-                    sets.extend(algebra.first_sets(tracker, frozenset()))
-                for block in _minterms(sets):
-                    cp = block.ranges[0][0]
-                    t = algebra.derivative(k[0], cp, behind)
-                    if t == EMPTY:
-                        continue
-                    nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))
-                    if nk not in seen:
-                        seen.add(nk)
-                        nxt_frontier.append(nk)
-            frontier = nxt_frontier
+        while stack and not found:
+            k = stack.pop()
+            behind = self._behind(k[1])
+            if self._live.get(k) or algebra.nullable(k[0], behind):
+                found = True
+                break
+            if len(seen) > self.limits.max_states:
+                raise LimitExceeded(
+                    f"deciding whether a lookaround state can finish needs more than "
+                    f"max_states={self.limits.max_states} states"
+                )
+            sets = list(algebra.first_sets(k[0], behind))
+            for tracker in k[1]:
+                sets.extend(algebra.first_sets(tracker, frozenset()))
+            for block in _minterms(sets):
+                cp = block.ranges[0][0]
+                t = algebra.derivative(k[0], cp, behind)
+                if t == EMPTY:
+                    continue
+                nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))
+                if nk not in seen:
+                    seen.add(nk)
+                    stack.append(nk)
         self._live[key] = found
         return found
 

@@ -1,0 +1,1 @@
+"""Decoding: language models behind one small protocol, samplers, and the decode loop."""
