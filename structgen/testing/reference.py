@@ -8,9 +8,10 @@ characters.
 
 from __future__ import annotations
 
+from structgen.grammar.cfg import Grammar, Nonterminal, Terminal
 from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
 
-__all__ = ["fullmatch"]
+__all__ = ["fullmatch", "grammar_accepts"]
 
 
 def fullmatch(term: Term, text: str) -> bool:
@@ -93,3 +94,97 @@ class _Matcher:
             reached |= frontier
             rounds += 1
         return frozenset(reached)
+
+
+def grammar_accepts(grammar: Grammar, text: str) -> bool:
+    """Whether ``text`` is in the language of ``grammar`` (see :mod:`structgen.grammar.cfg`).
+
+    An Earley recognizer over character positions: a terminal spans ``text[i:j]`` when its term
+    fully matches that slice, and before each terminal and at the end any run of ignored
+    terminals may be skipped. Items are ``(rule, alternative, dot, origin)``; each chart column is
+    closed under prediction and completion by a worklist, which also completes rules that derive
+    the empty string (a rule completed at the current column is remembered, and items predicted
+    afterwards that expect it advance at once).
+    """
+    spans = {name: _spans(term, text) for name, term in grammar.terminals.items()}
+    gaps = _gaps(grammar, spans, len(text))
+    chart: list[set[tuple[str, int, int, int]]] = [set() for _ in range(len(text) + 1)]
+    chart[0] = {(grammar.start, k, 0, 0) for k in range(len(grammar.rules[grammar.start]))}
+    for i in range(len(text) + 1):
+        _close(grammar, chart, i)
+        for name, k, dot, origin in chart[i]:
+            alternative = grammar.rules[name][k]
+            if dot < len(alternative) and isinstance(alternative[dot], Terminal):
+                for start in gaps[i]:
+                    for end in spans[alternative[dot].name][start]:
+                        chart[end].add((name, k, dot + 1, origin))
+    return any(
+        name == grammar.start
+        and origin == 0
+        and dot == len(grammar.rules[name][k])
+        and len(text) in gaps[i]
+        for i in range(len(text) + 1)
+        for name, k, dot, origin in chart[i]
+    )
+
+
+def _spans(term: Term, text: str) -> list[set[int]]:
+    """``ends[i]``: the ``j > i`` with ``fullmatch(term, text[i:j])``.
+
+    Without lookarounds a match of ``text[i:j]`` does not depend on the text around it, so one
+    matcher over the whole text gives every end at once; with them, each slice is tried alone.
+    """
+    n = len(text)
+    if not _has_look(term):
+        matcher = _Matcher(text)
+        return [{j for j in matcher.ends(term, i) if j > i} for i in range(n + 1)]
+    return [{j for j in range(i + 1, n + 1) if fullmatch(term, text[i:j])} for i in range(n + 1)]
+
+
+def _has_look(term: Term) -> bool:
+    if isinstance(term, Look):
+        return True
+    if isinstance(term, (Seq, Alt)):
+        return any(_has_look(item) for item in term.items)
+    if isinstance(term, Repeat):
+        return _has_look(term.item)
+    return False
+
+
+def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
+    """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals."""
+    gaps = [{i} for i in range(n + 1)]
+    for i in reversed(range(n + 1)):
+        for name in grammar.ignore:
+            for j in spans[name][i]:
+                gaps[i] |= gaps[j]
+    return gaps
+
+
+def _close(grammar: Grammar, chart: list[set[tuple[str, int, int, int]]], i: int) -> None:
+    """Close ``chart[i]`` under Earley prediction and completion."""
+    items = chart[i]
+    completed_here: set[str] = set()
+    agenda = list(items)
+
+    def add(item: tuple[str, int, int, int]) -> None:
+        if item not in items:
+            items.add(item)
+            agenda.append(item)
+
+    while agenda:
+        name, k, dot, origin = agenda.pop()
+        alternative = grammar.rules[name][k]
+        if dot == len(alternative):
+            if origin == i:
+                completed_here.add(name)
+            for parent, pk, pdot, porigin in list(chart[origin]):
+                expected = grammar.rules[parent][pk]
+                if pdot < len(expected) and expected[pdot] == Nonterminal(name):
+                    add((parent, pk, pdot + 1, porigin))
+        elif isinstance(alternative[dot], Nonterminal):
+            callee = alternative[dot].name
+            for ck in range(len(grammar.rules[callee])):
+                add((callee, ck, 0, i))
+            if callee in completed_here:
+                add((name, k, dot + 1, origin))

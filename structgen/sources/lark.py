@@ -1,0 +1,153 @@
+"""Lark front end: Lark EBNF text (or a ``.lark`` file) becomes a context-free :class:`Grammar`.
+
+Lark itself reads the grammar and compiles its EBNF to BNF, so everything Lark accepts means
+what it means to Lark: templates expanded, ``?``/``*``/``+``/``~n..m`` turned into rules,
+``%import common.X`` resolved, ``?rule`` and ``_rule`` kept as ordinary rules (they only shape
+Lark's trees, not the language). Each terminal's pattern becomes a regular term through
+:func:`structgen.sources.regex.parse_regex`, given Lark's own ``to_regexp()`` text so that literal
+escaping and flags (``"..."i``, ``/.../imsx``) are exactly Lark's.
+
+Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the lexing side:
+
+* Terminal and rule priorities are ignored: they choose between parses, not what is a sentence.
+* A terminal matches every text its regex fully matches. Lark tries ``re.match`` at a position
+  and then the prefixes of that one match, so a lazy or ordered pattern may hide longer matches
+  (``/a|ab/`` never lexes ``ab``; ``ESCAPED_STRING``'s lazy ``.*?`` never spans an inner ``"``).
+* Ignored text may be split anywhere (see :mod:`structgen.grammar.cfg`); Lark skips the longest
+  match of an ignored terminal only, which matters when a terminal may start with ignored text.
+* Lookarounds in a terminal see only the terminal's own text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import lark
+from lark.exceptions import LarkError
+from lark.load_grammar import load_grammar
+
+from structgen.errors import GrammarError, RegexError
+from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
+from structgen.grammar.regular import Term
+from structgen.sources.regex import parse_regex
+
+__all__ = ["load_lark"]
+
+
+def load_lark(source: str | os.PathLike, start: str = "start") -> Grammar:
+    """Load a Lark grammar into the IR, trimmed of useless rules.
+
+    Parameters:
+        source: grammar text, or the path of a ``.lark`` file (a ``PathLike``, or a one-line
+            string ending in ``.lark``); a file's relative ``%import`` resolves from its folder.
+        start: the start rule.
+
+    Raises:
+        GrammarError: Lark rejects the grammar (with the line and column Lark reports, or of
+            the offending name), a terminal is only ``%declare``-d, a terminal's regex is
+            malformed or unsupported (naming the terminal), or ``start`` is undefined.
+        EmptyLanguage: ``start`` derives no string.
+    """
+    text, path = _read(source)
+    try:
+        builder, _ = load_grammar(text, path or "<string>", [], False)
+        terminal_defs, lark_rules, ignore = builder.compile([start], set())
+    except (LarkError, OSError) as error:
+        raise GrammarError(
+            f"Lark rejects the grammar: {_first_line(error)}", *_lark_position(error, text)
+        ) from error
+    terminals = {t.name: _terminal_term(t, text) for t in terminal_defs}
+    rules = _rules(lark_rules)
+    _refuse_declared(rules, terminals, text)
+    return trim(Grammar(rules, terminals, start, frozenset(ignore)))
+
+
+def _read(source: str | os.PathLike) -> tuple[str, str | None]:
+    """The grammar text, and the file path when ``source`` names a file."""
+    is_path = isinstance(source, os.PathLike) or (
+        "\n" not in source and source.strip().endswith(".lark")
+    )
+    if not is_path:
+        return source, None
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except OSError as error:
+        raise GrammarError(f"cannot read grammar file {str(path)!r}: {error.strerror}") from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _lark_position(error: Exception, text: str) -> tuple[int | None, int | None]:
+    """Line and column of a Lark error.
+
+    Syntax errors carry them on the ``UnexpectedInput`` Lark raised them from. Semantic errors
+    (undefined rule or template, bad ignore) carry none but name the symbol in quotes; its
+    first whole-word occurrence in the text is then the use Lark complains about, since an
+    undefined name occurs only where it is used.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, lark.exceptions.UnexpectedInput):
+            return cause.line, cause.column
+        cause = cause.__context__
+    named = re.search(r"'(\w+)'", str(error))
+    return _locate(text, rf"\b{named.group(1)}\b") if named else (None, None)
+
+
+def _locate(text: str, pattern: str) -> tuple[int | None, int | None]:
+    """1-based line and column of the first match of ``pattern`` in ``text``."""
+    found = re.search(pattern, text, re.MULTILINE)
+    if found is None:
+        return None, None
+    line_start = text.rfind("\n", 0, found.start()) + 1
+    return text.count("\n", 0, found.start()) + 1, found.start() - line_start + 1
+
+
+def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
+    """The regular term of a Lark terminal; its regex errors become GrammarErrors naming it."""
+    pattern = definition.pattern
+    try:
+        return parse_regex(pattern.to_regexp())
+    except RegexError as error:
+        line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
+        if line is None:
+            line, column = _locate(text, re.escape(pattern.value))
+        raise GrammarError(
+            f"terminal {definition.name} ({pattern.raw or pattern.value!r}): {error}", line, column
+        ) from error
+
+
+def _rules(lark_rules) -> dict[str, tuple[Expansion, ...]]:
+    """Lark's BNF rules grouped by name, alternatives in Lark's order without duplicates."""
+    grouped: dict[str, dict[Expansion, None]] = {}
+    for rule in lark_rules:
+        expansion = tuple(
+            Terminal(str(s.name)) if s.is_term else Nonterminal(str(s.name)) for s in rule.expansion
+        )
+        grouped.setdefault(str(rule.origin.name), {})[expansion] = None
+    return {name: tuple(alternatives) for name, alternatives in grouped.items()}
+
+
+def _refuse_declared(rules, terminals, text: str) -> None:
+    """Refuse terminals used without a definition: Lark allows them through ``%declare`` for a
+    postlexer to produce, but without a definition they have no language to enforce."""
+    declared = sorted(
+        {
+            s.name
+            for alts in rules.values()
+            for alt in alts
+            for s in alt
+            if isinstance(s, Terminal) and s.name not in terminals
+        }
+    )
+    if declared:
+        raise GrammarError(
+            f"terminals declared with %declare have no definition to enforce: "
+            f"{', '.join(declared)}",
+            *_locate(text, rf"^%declare\b.*\b{re.escape(declared[0])}\b"),
+        )
