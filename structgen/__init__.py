@@ -6,7 +6,7 @@ The public API, re-exported here; see the README for a tour and DESIGN notes.
 from structgen.automata.byte_dfa import Limits
 from structgen.automata.matcher import Matcher, TokenConstraint
 from structgen.compiler import compile
-from structgen.constraints import Constraint, after, choice, regex, sequence
+from structgen.constraints import Constraint, after, choice, grammar, regex, sequence
 from structgen.errors import (
     EmptyLanguage,
     GrammarError,
@@ -48,6 +48,7 @@ __all__ = [
     "compile",
     "from_transformers",
     "generate",
+    "grammar",
     "load_model",
     "regex",
     "sequence",

@@ -26,7 +26,7 @@ def compile(constraint: Constraint, vocab: Vocabulary, limits: Limits | None = N
     if compiled is not None:
         _cache.move_to_end(key)
         return compiled
-    compiled = TokenConstraint(constraint.term(), vocab, limits)
+    compiled = TokenConstraint(constraint.language(), vocab, limits)
     _cache[key] = compiled
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

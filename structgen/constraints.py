@@ -1,27 +1,36 @@
-"""Constraint values: what users build with ``sg.regex``, ``sg.choice``, ``sg.sequence``,
-``sg.after``. A constraint is an immutable description; ``sg.compile`` turns it into a
-``TokenConstraint`` for one vocabulary.
+"""Constraint values: what users build with ``sg.regex``, ``sg.grammar``, ``sg.choice``,
+``sg.sequence`` and ``sg.after``. A constraint is an immutable description of a language;
+``sg.compile`` turns it into a ``TokenConstraint`` for one vocabulary.
 
-Each constraint lowers to the grammar IR; for now every constraint is regular, so the IR is one
-regular term.
+Each constraint lowers to the grammar IR: a regular term when the language is regular (regexes,
+literal choices), else a context-free ``Grammar``. Combining constraints keeps the regular case
+regular, so the fast DFA path is used whenever it can be.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from structgen.errors import StructgenError
+from structgen.errors import GrammarError, StructgenError
+from structgen.grammar.cfg import Grammar as GrammarIR
+from structgen.grammar.cfg import Nonterminal, Terminal, inline_regular
 from structgen.grammar.charset import ANY_CHAR
 from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, literal
 from structgen.sources.regex import parse_regex
+
+Language = Term | GrammarIR
+
+GRAMMARS_DIR = Path(__file__).resolve().parent.parent / "grammars"
 
 
 class Constraint:
     """Base class: something that can be compiled against a vocabulary."""
 
-    def term(self) -> Term:
-        """The constraint as a regular term of the grammar IR."""
+    def language(self) -> Language:
+        """The constraint in the grammar IR: a regular term, or a context-free grammar."""
         raise NotImplementedError
 
     @property
@@ -40,7 +49,7 @@ class Regex(Constraint):
     def __post_init__(self) -> None:
         object.__setattr__(self, "_term", parse_regex(self.pattern, self.flags))
 
-    def term(self) -> Term:
+    def language(self) -> Term:
         return self._term
 
     @property
@@ -49,15 +58,36 @@ class Regex(Constraint):
 
 
 @dataclass(frozen=True)
+class ContextFree(Constraint):
+    """Outputs must be sentences of a context-free grammar (from Lark EBNF)."""
+
+    source: str
+    start: str = "start"
+
+    def __post_init__(self) -> None:
+        from structgen.sources.lark import load_lark
+
+        grammar = inline_regular(load_lark(_grammar_source(self.source), self.start))
+        object.__setattr__(self, "_language", _regular_or_grammar(grammar))
+
+    def language(self) -> Language:
+        return self._language
+
+    @property
+    def cache_key(self) -> tuple:
+        return ("grammar", self.source, self.start)
+
+
+@dataclass(frozen=True)
 class _Composite(Constraint):
-    """A constraint assembled from other constraints; its IR term is computed once."""
+    """A constraint assembled from other constraints; its language is computed once."""
 
     kind: str
     parts: tuple
-    _term: Term
+    _language: Language
 
-    def term(self) -> Term:
-        return self._term
+    def language(self) -> Language:
+        return self._language
 
     @property
     def cache_key(self) -> tuple:
@@ -75,19 +105,90 @@ def regex(pattern: str, flags: int = 0) -> Regex:
     return Regex(pattern, flags)
 
 
+def grammar(source: str | os.PathLike, start: str = "start") -> ContextFree:
+    """Outputs must be sentences of a Lark EBNF grammar.
+
+    ``source`` is grammar text, a path to a ``.lark`` file, or the name of a ready grammar in
+    ``grammars/`` (``"json"``, ``"sql"``, ``"arithmetic"``, ...). Raises ``GrammarError`` with
+    the line and column of a problem.
+    """
+    return ContextFree(os.fspath(source), start)
+
+
+def _grammar_source(source: str) -> str | Path:
+    if "\n" not in source and ":" not in source:
+        named = GRAMMARS_DIR / f"{source}.lark"
+        if named.is_file():
+            return named
+        if not source.endswith(".lark"):
+            known = sorted(p.stem for p in GRAMMARS_DIR.glob("*.lark"))
+            raise GrammarError(f"no ready grammar named {source!r} (known: {', '.join(known)})")
+    if source.endswith(".lark") and "\n" not in source:
+        return Path(source)
+    return source
+
+
+def _regular_or_grammar(grammar_ir: GrammarIR) -> Language:
+    """The single terminal's term when the whole grammar inlined to ``start: T`` without
+    ignored text; otherwise the grammar."""
+    alternatives = grammar_ir.rules[grammar_ir.start]
+    if (not grammar_ir.ignore and len(grammar_ir.rules) == 1 and len(alternatives) == 1
+            and len(alternatives[0]) == 1 and isinstance(alternatives[0][0], Terminal)):
+        return grammar_ir.terminals[alternatives[0][0].name]
+    return grammar_ir
+
+
+def _as_grammar(language: Language, prefix: str) -> GrammarIR:
+    """``language`` as a grammar whose rule and terminal names all start with ``prefix``."""
+    if isinstance(language, Term):
+        name = f"{prefix}T"
+        return GrammarIR({prefix: ((Terminal(name),),)}, {name: language}, prefix)
+
+    def rename(symbol):
+        cls = Nonterminal if isinstance(symbol, Nonterminal) else Terminal
+        return cls(prefix + symbol.name)
+
+    rules = {prefix + lhs: tuple(tuple(rename(s) for s in alt) for alt in alts)
+             for lhs, alts in language.rules.items()}
+    terminals = {prefix + name: term for name, term in language.terminals.items()}
+    return GrammarIR(rules, terminals, prefix + language.start,
+                     frozenset(prefix + n for n in language.ignore))
+
+
+def _combine(kind: str, languages: list[Language]) -> Language:
+    """Concatenation (``kind == "sequence"``) or union of languages, regular when all are."""
+    if all(isinstance(x, Term) for x in languages):
+        return Seq(tuple(languages)) if kind == "sequence" else Alt(tuple(languages))
+    parts = [_as_grammar(x, f"p{i}_") for i, x in enumerate(languages)]
+    if any(p.ignore for p in parts):
+        raise GrammarError(
+            f"{kind}() cannot combine a grammar with %ignore: its ignored text would also be "
+            "allowed inside the other parts"
+        )
+    rules, terminals = {}, {}
+    for p in parts:
+        rules.update(p.rules)
+        terminals.update(p.terminals)
+    starts = [Nonterminal(p.start) for p in parts]
+    rules["start"] = (tuple(starts),) if kind == "sequence" else tuple((s,) for s in starts)
+    return GrammarIR(rules, terminals, "start")
+
+
 def choice(options: Iterable[str | Constraint]) -> Constraint:
     """Outputs must be exactly one of ``options`` (literal strings or constraints)."""
     options = tuple(options)
     if not options:
         raise StructgenError("choice() needs at least one option")
-    terms = tuple(literal(o) if isinstance(o, str) else _as_constraint(o).term() for o in options)
-    return _Composite("choice", options, Alt(terms))
+    languages = [literal(o) if isinstance(o, str) else _as_constraint(o).language()
+                 for o in options]
+    return _Composite("choice", options, _combine("choice", languages))
 
 
 def sequence(*parts: str | Constraint) -> Constraint:
     """Outputs are the concatenation of one output of each part, in order."""
-    terms = tuple(literal(p) if isinstance(p, str) else _as_constraint(p).term() for p in parts)
-    return _Composite("sequence", parts, Seq(terms))
+    languages = [literal(p) if isinstance(p, str) else _as_constraint(p).language()
+                 for p in parts]
+    return _Composite("sequence", parts, _combine("sequence", languages))
 
 
 def after(trigger: str, constraint: Constraint) -> Constraint:
@@ -99,8 +200,9 @@ def after(trigger: str, constraint: Constraint) -> Constraint:
         raise StructgenError("after() needs a non-empty trigger")
     trigger_term = literal(trigger)
     free_char = Seq((Look(trigger_term, ahead=True, negate=True), Chars(ANY_CHAR)))
-    term = Seq((Repeat(free_char, 0, None), trigger_term, _as_constraint(constraint).term()))
-    return _Composite("after", (trigger, constraint), term)
+    head = Seq((Repeat(free_char, 0, None), trigger_term))
+    language = _combine("sequence", [head, _as_constraint(constraint).language()])
+    return _Composite("after", (trigger, constraint), language)
 
 
 def _as_constraint(value) -> Constraint:

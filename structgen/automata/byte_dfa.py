@@ -96,40 +96,29 @@ def _lookbehind_nodes(term: Term) -> list[Look]:
     return found
 
 
-class LazyByteDFA:
-    """The byte DFA of one regular term, grown on demand; state 0 is the start."""
+class LazyAutomaton:
+    """A byte automaton whose states and rows are built on demand.
 
-    def __init__(self, term: Term, limits: Limits | None = None):
+    Subclasses intern their states (``_new_state``) and fill rows in ``_build_row``; this class
+    owns the dense table the numba kernels walk (``trans``, ``known``, ``accepting``), the
+    resource limits, and the time spent building.
+    """
+
+    def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits()
-        self.algebra = TermAlgebra()
         self._compile_seconds = 0.0
-        for look in _lookbehind_nodes(term):
-            self.algebra.concat_ir(look, self.algebra.sigma_star())
-        lookbehinds = self.algebra.lookbehinds
-        trackers = tuple(
-            self.algebra.concat_ir(
-                Seq((Repeat(Chars(ANY_CHAR), 0, None), self.algebra.heads[h][1])), 1
-            )
-            for h in lookbehinds
-        )
-        self._char_states: dict[tuple[int, tuple[int, ...]], int] = {}
-        self._mid_states: dict[frozenset, int] = {}
-        self._payload: list = []  # per state: ("char", term, trackers) or ("mid", items)
-        self._live: dict[tuple[int, tuple[int, ...]], bool] = {}
+        self._payload: list = []
         self.trans = np.full((64, 256), UNKNOWN, dtype=np.int32)
         self.known = np.zeros(64, dtype=np.uint8)  # 1 once the state's row is built
         self.accepting = np.zeros(64, dtype=np.bool_)
-        self.start_key = (self.algebra.from_ir(term), trackers)
-        self.start = self._char_state(self.start_key)
 
-    # ---------------------------------------------------------------- state bookkeeping
     @property
     def num_states(self) -> int:
         return len(self._payload)
 
     @property
     def compile_seconds(self) -> float:
-        """Time spent so far building rows (derivatives and UTF-8 splitting)."""
+        """Time spent so far building rows."""
         return self._compile_seconds
 
     def _new_state(self, payload) -> int:
@@ -146,6 +135,66 @@ class LazyByteDFA:
             self.accepting = np.concatenate([self.accepting, np.zeros_like(self.accepting)])
         self._payload.append(payload)
         return state
+
+    def _build_row(self, state: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def materialize(self, state: int) -> None:
+        """Compute the transition row of ``state`` if it is not known yet."""
+        if self.known[state]:
+            return
+        started = time.perf_counter()
+        row = self._build_row(state)
+        self.trans[state] = row
+        self.known[state] = 1
+        self._compile_seconds += time.perf_counter() - started
+        if self._compile_seconds > self.limits.max_compile_seconds:
+            raise LimitExceeded(
+                f"building the automaton took over max_compile_seconds="
+                f"{self.limits.max_compile_seconds}"
+            )
+
+    def step(self, state: int, byte: int) -> int:
+        """The state after ``byte``, materialising the row on demand; ``DEAD`` if rejected."""
+        if not self.known[state]:
+            self.materialize(state)
+        return int(self.trans[state, byte])
+
+    def walk(self, state: int, data: bytes) -> int:
+        for byte in data:
+            state = self.step(state, byte)
+            if state < 0:
+                return DEAD
+        return state
+
+    def mask_representative(self, state: int, depth: int) -> int:
+        """A state with the same byte strings of length ``<= depth`` ahead (default: itself)."""
+        return state
+
+    def language_is_empty(self) -> bool:
+        raise NotImplementedError
+
+
+class LazyByteDFA(LazyAutomaton):
+    """The byte DFA of one regular term, grown on demand; state 0 is the start."""
+
+    def __init__(self, term: Term, limits: Limits | None = None):
+        super().__init__(limits)
+        self.algebra = TermAlgebra()
+        for look in _lookbehind_nodes(term):
+            self.algebra.concat_ir(look, self.algebra.sigma_star())
+        lookbehinds = self.algebra.lookbehinds
+        trackers = tuple(
+            self.algebra.concat_ir(
+                Seq((Repeat(Chars(ANY_CHAR), 0, None), self.algebra.heads[h][1])), 1
+            )
+            for h in lookbehinds
+        )
+        self._char_states: dict[tuple[int, tuple[int, ...]], int] = {}
+        self._mid_states: dict[frozenset, int] = {}
+        self._live: dict[tuple[int, tuple[int, ...]], bool] = {}
+        self.start_key = (self.algebra.from_ir(term), trackers)
+        self.start = self._char_state(self.start_key)
 
     def _behind(self, trackers: tuple[int, ...]) -> frozenset:
         empty = frozenset()
@@ -245,11 +294,7 @@ class LazyByteDFA:
         return found
 
     # ---------------------------------------------------------------- byte level
-    def materialize(self, state: int) -> None:
-        """Compute the transition row of ``state`` if it is not known yet."""
-        if self.known[state]:
-            return
-        started = time.perf_counter()
+    def _build_row(self, state: int) -> np.ndarray:
         kind, payload = self._payload[state]
         if kind == "char":
             items = [
@@ -275,27 +320,7 @@ class LazyByteDFA:
                 entries = frozenset(e for lo, hi, e in multi_byte if lo <= a and b - 1 <= hi)
                 if entries:
                     row[a:b] = self._mid_state(entries)
-        self.trans[state] = row
-        self.known[state] = 1
-        self._compile_seconds += time.perf_counter() - started
-        if self._compile_seconds > self.limits.max_compile_seconds:
-            raise LimitExceeded(
-                f"building the automaton took over max_compile_seconds="
-                f"{self.limits.max_compile_seconds}"
-            )
-
-    def step(self, state: int, byte: int) -> int:
-        """The state after ``byte``, materialising the row on demand; ``DEAD`` if rejected."""
-        if not self.known[state]:
-            self.materialize(state)
-        return int(self.trans[state, byte])
-
-    def walk(self, state: int, data: bytes) -> int:
-        for byte in data:
-            state = self.step(state, byte)
-            if state < 0:
-                return DEAD
-        return state
+        return row
 
     def mask_representative(self, state: int, depth: int) -> int:
         """A state with the same byte strings of length ``<= depth`` ahead as ``state``.

@@ -1,7 +1,8 @@
-"""Token-level constraints: a byte DFA read through a vocabulary trie, and per-sequence matchers.
+"""Token-level constraints: a byte automaton read through a vocabulary trie, and per-sequence
+matchers.
 
 ``TokenConstraint`` is the compiled object (one per constraint and vocabulary): it owns the lazy
-byte DFA, the vocabulary trie and the cache of packed token masks, one per DFA state, computed on
+byte automaton (a regular term's DFA or a grammar's Earley automaton), the vocabulary trie and the cache of packed token masks, one per DFA state, computed on
 first visit by the numba trie walk. ``Matcher`` is the small per-sequence state: a DFA state and
 an undo history, copyable in O(1).
 """
@@ -14,19 +15,51 @@ from functools import lru_cache
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.automata.kernels import walk_trie
 from structgen.automata.token_trie import TokenTrie, token_trie
 from structgen.automata.utf8 import encodable_chars
 from structgen.errors import EmptyLanguage, LimitExceeded, VocabularyError
+from structgen.grammar.cfg import Grammar, trim
+from structgen.grammar.cfg import Terminal as GrammarTerminal
 from structgen.grammar.charset import CharSet
-from structgen.grammar.regular import Term, restrict_alphabet
+from structgen.grammar.regular import NOTHING, Term, restrict_alphabet
 from structgen.vocab import Vocabulary
 
 _ENDED = -3  # the matcher consumed EOS: nothing more is allowed
 # Bytes that occur in valid UTF-8 (0xC0, 0xC1 and 0xF5..0xFF never do).
 _UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
 _MAX_FORCED_BYTES = 4096
+
+
+def _automaton(language: Term | Grammar, limits: Limits) -> LazyAutomaton:
+    """A regular term's DFA, or a grammar's Earley automaton."""
+    if isinstance(language, Grammar):
+        return GrammarAutomaton(language, limits)
+    return LazyByteDFA(language, limits)
+
+
+def _restrict(language: Term | Grammar, alphabet: CharSet | None) -> Term | Grammar:
+    """``language`` without the characters outside ``alphabet`` (None: keep everything).
+
+    For a grammar, each terminal is restricted; terminals left empty and the rules that need
+    them disappear (``EmptyLanguage`` if the start symbol goes too).
+    """
+    if alphabet is None:
+        return language
+    if not isinstance(language, Grammar):
+        return restrict_alphabet(language, alphabet)
+    terminals = {name: restrict_alphabet(term, alphabet)
+                 for name, term in language.terminals.items()}
+    gone = {name for name, term in terminals.items() if term == NOTHING}
+    rules = {
+        lhs: tuple(alt for alt in alts
+                   if not any(isinstance(s, GrammarTerminal) and s.name in gone for s in alt))
+        for lhs, alts in language.rules.items()
+    }
+    kept = {name: term for name, term in terminals.items() if name not in gone}
+    return trim(Grammar(rules, kept, language.start, language.ignore - gone))
 
 
 @lru_cache(maxsize=8)
@@ -55,7 +88,8 @@ class TokenConstraint:
     ``i // 32`` is set when token ``i`` is allowed. EOS bits are set exactly in accepting states.
     """
 
-    def __init__(self, term: Term, vocab: Vocabulary, limits: Limits | None = None):
+    def __init__(self, language: Term | Grammar, vocab: Vocabulary,
+                 limits: Limits | None = None):
         started = time.perf_counter()
         self.vocab = vocab
         self.limits = limits = limits or Limits()
@@ -64,10 +98,13 @@ class TokenConstraint:
         self._byte_complete = self._trie.byte_complete
         self._eos_ids = frozenset(vocab.eos_token_ids)
         producible = _producible_chars(self._trie.producible_bytes.tobytes())
-        restricted = term if producible is None else restrict_alphabet(term, producible)
-        self._dfa = LazyByteDFA(restricted, limits)
-        if self._dfa.language_is_empty():
-            if restricted is not term and not LazyByteDFA(term, limits).language_is_empty():
+        try:
+            self._dfa = _automaton(_restrict(language, producible), limits)
+            empty = self._dfa.language_is_empty()
+        except EmptyLanguage:
+            empty = True
+        if empty:
+            if producible is not None and not _automaton(language, limits).language_is_empty():
                 raise VocabularyError(
                     "the vocabulary cannot produce any string of the constraint's language: "
                     f"no token contains the bytes {_missing_bytes(self._trie)}"

@@ -1,0 +1,106 @@
+"""The byte automaton of a context-free grammar: Earley parsing over lazily lexed terminals.
+
+A state is a set of *lexer threads* plus the Earley sets at the current position. A thread
+``(set, terminal, dfa_state)`` says: the parser, in Earley set ``set``, is reading ``terminal``,
+whose byte DFA is in ``dfa_state``. Each byte advances every thread in its terminal's DFA; a
+thread whose terminal could end there also scans the terminal into its Earley set, and the new
+set spawns fresh threads for every terminal it expects (and for the ignored ones). Threads are
+never dropped while their terminal can still grow, so every lexing of the input stays alive:
+the language is exactly the grammar's, with no lexer over-constraining it.
+
+States are interned, so repeated structure (the inside of a string, the elements of a list)
+maps to the same state and its token mask is computed once. Rows are built on demand and the
+dense table is walked by the same numba kernel as regex automata.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.earley import EarleyTables
+from structgen.grammar.cfg import Grammar
+
+
+class GrammarAutomaton(LazyAutomaton):
+    """The lazily built byte automaton of ``grammar``; state ``start`` reads its first byte.
+
+    ``grammar`` must be trimmed (every symbol productive and reachable) and its terminals must
+    match non-empty strings, so every state reached can still finish.
+    """
+
+    def __init__(self, grammar: Grammar, limits: Limits | None = None):
+        super().__init__(limits)
+        self.grammar = grammar
+        self.tables = EarleyTables(grammar)
+        self.terminal_names = list(grammar.terminals)
+        self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
+        self._lexers = [LazyByteDFA(grammar.terminals[n], self.limits) for n in self.terminal_names]
+        self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
+        self._states: dict[tuple[frozenset, frozenset], int] = {}
+        self._spawn_memo: dict[int, frozenset] = {}
+        start_sets = frozenset([self.tables.start_set])
+        self.start = self._state(self._spawn(self.tables.start_set), start_sets)
+
+    def language_is_empty(self) -> bool:
+        return not self.accepting[self.start] and not self._payload[self.start][0]
+
+    def _spawn(self, set_id: int) -> frozenset:
+        """Threads that start a new lexeme in Earley set ``set_id``."""
+        cached = self._spawn_memo.get(set_id)
+        if cached is None:
+            indices = {self._terminal_index[n] for n in self.tables.expected(set_id)}
+            indices.update(self._ignored)
+            cached = frozenset((set_id, t, self._lexers[t].start) for t in indices)
+            self._spawn_memo[set_id] = cached
+        return cached
+
+    def _state(self, threads: frozenset, boundary: frozenset) -> int:
+        key = (threads, boundary)
+        state = self._states.get(key)
+        if state is None:
+            state = self._new_state(key)
+            self._states[key] = state
+            self.accepting[state] = any(self.tables.accepts(s) for s in boundary)
+        return state
+
+    def _build_row(self, state: int) -> np.ndarray:
+        threads, _ = self._payload[state]
+        moved: dict[int, set] = {}
+        completed: dict[int, set] = {}
+        for set_id, terminal, lexer_state in threads:
+            lexer = self._lexers[terminal]
+            lexer.materialize(lexer_state)
+            row = lexer.trans[lexer_state]
+            for byte in np.flatnonzero(row >= 0).tolist():
+                nxt = int(row[byte])
+                moved.setdefault(byte, set()).add((set_id, terminal, nxt))
+                if lexer.accepting[nxt]:
+                    completed.setdefault(byte, set()).add((set_id, terminal))
+        out = np.full(256, DEAD, dtype=np.int32)
+        ignored = set(self._ignored)
+        for byte, alive in moved.items():
+            boundary = set()
+            for set_id, terminal in completed.get(byte, ()):
+                if terminal in ignored:
+                    boundary.add(set_id)  # ignored text leaves the parser where it was
+                scanned = self.tables.scan(set_id, self.terminal_names[terminal])
+                if scanned >= 0:
+                    boundary.add(scanned)
+            alive = {t for t in alive if not self._exhausted(t)}
+            for set_id in boundary:
+                alive |= self._spawn(set_id)
+            if alive or any(self.tables.accepts(s) for s in boundary):
+                out[byte] = self._state(frozenset(alive), frozenset(boundary))
+        return out
+
+    def _exhausted(self, thread: tuple) -> bool:
+        """A thread whose terminal has ended and cannot grow: only its scan matters now."""
+        lexer, lexer_state = self._lexers[thread[1]], thread[2]
+        if not lexer.accepting[lexer_state]:
+            return False
+        lexer.materialize(lexer_state)
+        return not (lexer.trans[lexer_state] >= 0).any()
+
+    def is_char_boundary(self, state: int) -> bool:
+        return all(self._lexers[t].is_char_boundary(s) for _, t, s in self._payload[state][0])

@@ -1,0 +1,144 @@
+"""Grammar constraints at the byte and token level, judged by lark's Earley parser
+(``lexer="dynamic_complete"``: every lexing) and the IR reference recognizer."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import lark
+import numpy as np
+import pytest
+
+import structgen as sg
+from structgen.automata.grammar_automaton import GrammarAutomaton
+from structgen.grammar.cfg import inline_regular
+from structgen.sources.lark import load_lark
+from tests.test_grammar_ir import GRAMMARS
+
+NAMES = sorted(GRAMMARS)
+
+
+def _lark_accepts(parser: lark.Lark, text: str) -> bool:
+    try:
+        parser.parse(text)
+    except lark.exceptions.LarkError:
+        return False
+    return True
+
+
+def _automaton_accepts(automaton: GrammarAutomaton, text: str) -> bool:
+    state = automaton.walk(automaton.start, text.encode())
+    return state >= 0 and bool(automaton.accepting[state])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_automaton_agrees_with_lark_on_short_strings(name):
+    text, alphabet, valid = GRAMMARS[name]
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    automata = [GrammarAutomaton(load_lark(text)), GrammarAutomaton(inline_regular(load_lark(text)))]
+    rng = random.Random(name)
+    samples = valid + ["".join(t) for n in range(4) for t in itertools.product(alphabet[:6], repeat=n)]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 10))) for _ in range(150)]
+    for sample in samples:
+        expected = _lark_accepts(parser, sample)
+        for automaton in automata:
+            assert _automaton_accepts(automaton, sample) == expected, sample
+
+
+@pytest.fixture(scope="module")
+def toy_vocab() -> sg.Vocabulary:
+    merges = [b"ab", b"se", b"lect", b"from", b", ", b"{\"", b"\":", b"true", b"1+", b"2*", b"[1"]
+    tokens = [bytes([b]) for b in range(256)] + merges + [None]
+    return sg.Vocabulary(tokens, eos_token_ids=[len(tokens) - 1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_random_mask_walks_end_in_sentences_lark_accepts(name, toy_vocab):
+    text = GRAMMARS[name][0]
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    compiled = sg.compile(sg.grammar(text), toy_vocab)
+    rng = random.Random(0)
+    finished = 0
+    for _ in range(30):
+        matcher, out = compiled.matcher(), b""
+        for _ in range(25):
+            bits = np.unpackbits(matcher.mask().view(np.uint8), bitorder="little")
+            allowed = np.flatnonzero(bits[: toy_vocab.size])
+            assert len(allowed), out
+            eos = toy_vocab.eos_token_ids[0]
+            if eos in allowed and (rng.random() < 0.3 or len(allowed) == 1):
+                assert _lark_accepts(parser, out.decode())
+                finished += 1
+                break
+            token = int(rng.choice([t for t in allowed if t != eos]))
+            assert matcher.advance(token)
+            out += toy_vocab.token_bytes(token)
+    assert finished > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_valid_sentences_are_accepted_under_any_tokenization(name, toy_vocab):
+    text, _, valid = GRAMMARS[name]
+    compiled = sg.compile(sg.grammar(text), toy_vocab)
+    by_bytes = {t: i for i, t in enumerate(toy_vocab.tokens) if t}
+    rng = random.Random(1)
+    for sentence in valid:
+        data = sentence.encode()
+        for _ in range(3):
+            matcher, i = compiled.matcher(), 0
+            while i < len(data):
+                options = [j for j in range(i + 1, min(len(data), i + 5) + 1) if data[i:j] in by_bytes]
+                j = rng.choice(options)
+                assert matcher.advance(by_bytes[data[i:j]]), (sentence, data[:j])
+                i = j
+            assert matcher.is_accepting(), sentence
+            assert matcher.allowed(toy_vocab.eos_token_ids[0])
+
+
+def test_ready_json_grammar_outputs_parse_as_json(smollm2_vocab):
+    compiled = sg.compile(sg.grammar("json"), smollm2_vocab)
+    rng = random.Random(2)
+    for _ in range(10):
+        matcher, out = compiled.matcher(), b""
+        for _ in range(40):
+            bits = np.unpackbits(matcher.mask().view(np.uint8), bitorder="little")
+            allowed = np.flatnonzero(bits[: smollm2_vocab.size])
+            if 2 in allowed and (len(out) > 8 or len(allowed) == 1):
+                json.loads(out.decode())
+                break
+            # Prefer short tokens so documents close within the budget.
+            short = [t for t in allowed if t != 2 and len(smollm2_vocab.token_bytes(int(t))) <= 2]
+            token = int(rng.choice(short or [t for t in allowed if t != 2]))
+            assert matcher.advance(token)
+            out += smollm2_vocab.token_bytes(token)
+
+
+def test_grammar_rollback_restores_state(toy_vocab):
+    compiled = sg.compile(sg.grammar(GRAMMARS["json"][0]), toy_vocab)
+    matcher = compiled.matcher()
+    states, masks = [matcher.state], [matcher.mask().copy()]
+    for piece in [b"{\"", b"a", b"\":", b" ", b"[1", b",", b"2", b"]"]:
+        assert matcher.advance(toy_vocab.tokens.index(piece))
+        states.append(matcher.state)
+        masks.append(matcher.mask().copy())
+    for k in range(len(states) - 1, 0, -1):
+        matcher.rollback(1)
+        assert matcher.state == states[k - 1]
+        assert np.array_equal(matcher.mask(), masks[k - 1])
+
+
+def test_combinators_mix_regular_and_context_free_parts(toy_vocab):
+    c = sg.sequence(sg.regex(r"[a-z]+="), sg.grammar('start: "[" [start ("," start)*] "]"'))
+    compiled = sg.compile(c, toy_vocab)
+    matcher = compiled.matcher()
+    for piece in [b"ab", b"=", b"[", b"[", b"]", b",", b"[", b"]", b"]"]:
+        assert matcher.advance(toy_vocab.tokens.index(piece)), piece
+    assert matcher.is_accepting()
+    assert sg.choice(["x", "y"]).language() is not None
+
+
+def test_unknown_ready_grammar_names_the_known_ones():
+    with pytest.raises(sg.GrammarError, match="json"):
+        sg.grammar("no-such-grammar")
