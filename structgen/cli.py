@@ -1,9 +1,10 @@
 """The ``structgen`` command.
 
-``structgen generate --regex R PROMPT`` generates with a model (the embedded default unless
-``--model``) and prints the output; ``--json`` prints it with token counts and timings.
+``structgen generate (--regex R | --grammar FILE_OR_NAME) PROMPT`` generates with a model (the
+embedded default unless ``--model``) and prints the output; ``--json`` prints it with token
+counts and timings.
 
-``structgen check --regex R [--text SAMPLE]`` prints the automaton size, compile and mask times,
+``structgen check (--regex R | --grammar G) [--text SAMPLE]`` prints the automaton size, compile and mask times,
 the tokens allowed at the start, and, given a sample text, the matcher's verdict token by token.
 """
 
@@ -55,15 +56,17 @@ def check(args: argparse.Namespace) -> int:
     """Compile the constraint, print its statistics, and optionally trace a sample text."""
     import structgen as sg
 
-    flags = _flags(args.flags)
-    constraint = sg.regex(args.regex, flags)
+    constraint = _constraint(args)
     tokenizer, vocab = _load_vocabulary(args.tokenizer)
     started = time.perf_counter()
     compiled = sg.compile(constraint, vocab)
     compile_ms = (time.perf_counter() - started) * 1e3
     matcher = compiled.matcher()
     allowed = _allowed_ids(matcher.mask(), vocab.size)
-    print(f"constraint   regex {args.regex!r}" + (f" flags={args.flags}" if flags else ""))
+    if args.regex is not None:
+        print(f"constraint   regex {args.regex!r}" + (f" flags={args.flags}" if args.flags else ""))
+    else:
+        print(f"constraint   grammar {args.grammar!r}")
     print(f"vocabulary   {vocab.name or 'tokenizer'}: {vocab.size} ids")
     print(f"compiled     {compile_ms:.2f} ms (first mask included); "
           f"{compiled.num_states} DFA states built so far")
@@ -95,7 +98,7 @@ def generate(args: argparse.Namespace) -> int:
 
     import structgen as sg
 
-    constraint = sg.regex(args.regex, _flags(args.flags))
+    constraint = _constraint(args)
     model = sg.load_model(args.model)
     sampler = sg.Sample(temperature=args.temperature) if args.temperature > 0 else sg.Greedy()
     result = sg.generate(model, args.prompt, constraint, max_tokens=args.max_tokens,
@@ -117,6 +120,22 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _constraint(args: argparse.Namespace):
+    import structgen as sg
+
+    if args.regex is not None:
+        return sg.regex(args.regex, _flags(args.flags))
+    return sg.grammar(args.grammar)
+
+
+def _add_constraint_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--regex", help="a regular expression the whole output must match")
+    which.add_argument("--grammar", help="a Lark grammar: a .lark file or a ready grammar's "
+                       "name (json, sql, arithmetic, csv, python_expr, chess_san, cron)")
+    parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
+
+
 def _flags(letters: str) -> int:
     flags = 0
     for letter in letters or "":
@@ -133,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     generate_parser = commands.add_parser("generate", help="generate an output that satisfies "
                                           "a constraint")
     generate_parser.add_argument("prompt", help="the prompt (sent through the chat template)")
-    generate_parser.add_argument("--regex", required=True, help="the regular expression")
-    generate_parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
+    _add_constraint_arguments(generate_parser)
     generate_parser.add_argument("--model", default=None,
                                  help="a model folder or hub id (default: the embedded "
                                       "SmolLM2-135M-Instruct)")
@@ -146,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                                  help="print a JSON object with the text, counts and timings")
     generate_parser.set_defaults(run=generate)
     check_parser = commands.add_parser("check", help="compile a constraint and report on it")
-    check_parser.add_argument("--regex", required=True, help="the regular expression")
-    check_parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
+    _add_constraint_arguments(check_parser)
     check_parser.add_argument("--tokenizer", default=None,
                               help="a tokenizer folder (default: the embedded SmolLM2 model's)")
     check_parser.add_argument("--text", default=None, help="trace this sample text token by token")

@@ -37,6 +37,7 @@ __all__ = [
     "SMOLLM2_DISTRIBUTION",
     "SMOLLM2_GGUF",
     "default_model_dir",
+    "default_tokenizer",
     "load_default_hf",
     "smollm2_gguf_path",
 ]
@@ -123,6 +124,13 @@ def load_default_hf(
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
+
+
+def default_tokenizer() -> PreTrainedTokenizerBase:
+    """The default model's tokenizer alone (converting the model first if needed)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(_ensure_converted())
 
 
 def _ensure_converted() -> Path:
