@@ -142,3 +142,24 @@ def test_combinators_mix_regular_and_context_free_parts(toy_vocab):
 def test_unknown_ready_grammar_names_the_known_ones():
     with pytest.raises(sg.GrammarError, match="json"):
         sg.grammar("no-such-grammar")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_per_thread_masks_equal_the_whole_automaton_walk(name, toy_vocab):
+    """Masks are assembled per lexer thread (terminal part cached across contexts, boundary
+    part from the parser); they must equal a plain walk of the grammar automaton."""
+    compiled = sg.TokenConstraint(sg.grammar(GRAMMARS[name][0]).language(), toy_vocab)
+    rng = random.Random(3)
+    for _ in range(10):
+        matcher = compiled.matcher()
+        for _ in range(12):
+            state = matcher.state
+            assembled = matcher.mask()
+            plain = compiled._walk(state).copy()
+            if compiled._dfa.accepting[state]:
+                plain |= compiled._eos_words
+            assert np.array_equal(assembled, plain)
+            allowed = [t for t in range(toy_vocab.size - 1) if matcher.allowed(t)]
+            if not allowed:
+                break
+            matcher.advance(rng.choice(allowed))

@@ -30,14 +30,17 @@ def _random_dfa(rng: np.random.Generator, n_states: int, alphabet: list[int], un
     return trans, known
 
 
-def _run(kernel, trans, known, trie, words):
+def _run(kernel, trans, known, trie, words, accepting):
     out = np.zeros(words + 1, dtype=np.uint32)
     pending_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
     pending_states = np.zeros(trie.num_nodes, dtype=np.int32)
-    n = kernel(trans, known, np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int32),
-               trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
-               trie.node_token, out, pending_nodes, pending_states)
-    return out[:words], pending_nodes[:n].tolist(), pending_states[:n].tolist()
+    end_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
+    n, n_ends = kernel(trans, known, accepting, np.zeros(1, dtype=np.int32),
+                       np.zeros(1, dtype=np.int32), trie.max_depth, trie.node_byte,
+                       trie.node_depth, trie.subtree_end, trie.node_token, out, pending_nodes,
+                       pending_states, end_nodes)
+    return (out[:words], pending_nodes[:n].tolist(), pending_states[:n].tolist(),
+            end_nodes[:n_ends].tolist())
 
 
 @settings(max_examples=150, deadline=None)
@@ -49,8 +52,9 @@ def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
     trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
     trie = build_token_trie(tokens)
     words = (len(tokens) + 31) // 32
-    fast = _run(walk_trie, trans, known, trie, words)
-    slow = _run(walk_trie_python, trans, known, trie, words)
+    accepting = rng.random(len(known)) < 0.4
+    fast = _run(walk_trie, trans, known, trie, words, accepting)
+    slow = _run(walk_trie_python, trans, known, trie, words, accepting)
     assert np.array_equal(fast[0], slow[0])
     assert fast[1:] == slow[1:]
     if unknown_rate == 0:
@@ -63,6 +67,9 @@ def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
                 state = trans[state, byte] if state >= 0 else DEAD
             expected = bool(data) and state >= 0 and token_id in represented
             assert bool(fast[0][token_id >> 5] >> (token_id & 31) & 1) == expected
+        # End nodes: reached nodes with children whose state accepts, exactly.
+        for node in fast[3]:
+            assert trie.subtree_end[node] > node + 1
 
 
 @given(tokens=tokens_strategy)

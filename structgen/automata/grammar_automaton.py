@@ -39,6 +39,7 @@ class GrammarAutomaton(LazyAutomaton):
         self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[int, frozenset] = {}
+        self._after_memo: dict[tuple[int, int], frozenset] = {}
         start_sets = frozenset([self.tables.start_set])
         self.start = self._state(self._spawn(self.tables.start_set), start_sets)
 
@@ -101,6 +102,27 @@ class GrammarAutomaton(LazyAutomaton):
             return False
         lexer.materialize(lexer_state)
         return not (lexer.trans[lexer_state] >= 0).any()
+
+    def threads(self, state: int) -> frozenset:
+        """The lexer threads of ``state``: ``(Earley set, terminal index, lexer DFA state)``."""
+        return self._payload[state][0]
+
+    def lexer(self, terminal: int) -> LazyByteDFA:
+        """The byte DFA of terminal number ``terminal``."""
+        return self._lexers[terminal]
+
+    def threads_after(self, set_id: int, terminal: int) -> frozenset:
+        """The threads that start once ``terminal`` ends in Earley set ``set_id``."""
+        key = (set_id, terminal)
+        cached = self._after_memo.get(key)
+        if cached is None:
+            boundary = {set_id} if terminal in self._ignored else set()
+            scanned = self.tables.scan(set_id, self.terminal_names[terminal])
+            if scanned >= 0:
+                boundary.add(scanned)
+            cached = frozenset().union(*(self._spawn(s) for s in boundary))
+            self._after_memo[key] = cached
+        return cached
 
     def is_char_boundary(self, state: int) -> bool:
         return all(self._lexers[t].is_char_boundary(s) for _, t, s in self._payload[state][0])

@@ -12,8 +12,8 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def walk_trie(trans, known, root_nodes, root_states, max_depth, node_byte, node_depth,
-              subtree_end, node_token, out, pending_nodes, pending_states):
+def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_byte, node_depth,
+              subtree_end, node_token, out, pending_nodes, pending_states, end_nodes):
     """Mark in ``out`` (packed uint32 words) every token the DFA can read below the given roots.
 
     Walks the subtree of each trie node ``root_nodes[k]``, whose DFA state is ``root_states[k]``
@@ -22,11 +22,15 @@ def walk_trie(trans, known, root_nodes, root_states, max_depth, node_byte, node_
     id whose bit lies in a spare last word of ``out``, which keeps the hot loop free of branches.
     A node whose state's row is not built yet (``known[state] == 0``) is not descended into: it
     is appended to ``pending_nodes``/``pending_states`` so the caller can build that row and
-    resume there. Returns the number of pending nodes (buffers of one entry per trie node
-    always suffice).
+    resume there. When ``end_nodes`` is not empty, nodes with children where the DFA state is
+    accepting are also appended to it (a grammar's terminal may end there and the rest of the
+    token continue in the next terminal). Returns the numbers of pending and of end nodes
+    (buffers of one entry per trie node always suffice).
     """
     stack = np.empty(max_depth + 1, dtype=np.int32)
+    record_ends = end_nodes.shape[0] > 0
     n_pending = 0
+    n_ends = 0
     for k in range(root_nodes.shape[0]):
         root = root_nodes[k]
         stack[node_depth[root]] = root_states[k]
@@ -39,6 +43,9 @@ def walk_trie(trans, known, root_nodes, root_states, max_depth, node_byte, node_
                 continue
             t = node_token[i]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
+                end_nodes[n_ends] = i
+                n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
                 pending_nodes[n_pending] = i
                 pending_states[n_pending] = nxt
@@ -47,14 +54,17 @@ def walk_trie(trans, known, root_nodes, root_states, max_depth, node_byte, node_
                 continue
             stack[node_depth[i]] = nxt
             i += 1
-    return n_pending
+    return n_pending, n_ends
 
 
-def walk_trie_python(trans, known, root_nodes, root_states, max_depth, node_byte, node_depth,
-                     subtree_end, node_token, out, pending_nodes, pending_states):
+def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth, node_byte,
+                     node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
+                     end_nodes):
     """Pure-Python twin of :func:`walk_trie` (same arguments, same effects, same result)."""
     stack = [0] * (max_depth + 1)
+    record_ends = len(end_nodes) > 0
     n_pending = 0
+    n_ends = 0
     for root, root_state in zip(root_nodes, root_states):
         stack[node_depth[root]] = int(root_state)
         end = int(subtree_end[root])
@@ -66,6 +76,9 @@ def walk_trie_python(trans, known, root_nodes, root_states, max_depth, node_byte
                 continue
             t = int(node_token[i])
             out[t >> 5] |= np.uint32(1 << (t & 31))
+            if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
+                end_nodes[n_ends] = i
+                n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
                 pending_nodes[n_pending] = i
                 pending_states[n_pending] = nxt
@@ -74,4 +87,4 @@ def walk_trie_python(trans, known, root_nodes, root_states, max_depth, node_byte
                 continue
             stack[node_depth[i]] = nxt
             i += 1
-    return n_pending
+    return n_pending, n_ends

@@ -121,6 +121,10 @@ class TokenConstraint:
         self._pending_buffers = [
             (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)) for _ in range(2)
         ]
+        self._end_buffer = np.empty(n, dtype=np.int32)
+        self._no_ends = np.empty(0, dtype=np.int32)
+        self._thread_masks: dict[tuple, np.ndarray] = {}
+        self._terminal_masks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         start_mask = self.state_mask(self._dfa.start)
         if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
             raise VocabularyError(
@@ -182,33 +186,120 @@ class TokenConstraint:
 
     def _compute_mask(self, state: int) -> np.ndarray:
         """The mask of ``state``: the trie walk, less dead ends, plus EOS when accepting."""
-        mask = self._walk(state)
+        if isinstance(self._dfa, GrammarAutomaton):
+            mask = np.zeros(self.num_words, dtype=np.uint32)
+            for thread in self._dfa.threads(state):
+                mask |= self._thread_mask(thread)
+        else:
+            mask = self._walk(state)
         if not self._byte_complete:
             self._drop_dead_end_tokens(state, mask)
         if self._dfa.accepting[state]:
             mask |= self._eos_words
         return mask
 
+    def _thread_mask(self, thread: tuple) -> np.ndarray:
+        """Tokens one lexer thread of a grammar state can read (cached per thread).
+
+        A grammar state allows a token exactly when one of its threads does, since threads
+        evolve independently. A thread's tokens are those that stay inside its terminal, which
+        depend on the terminal's DFA state alone and are cached per (terminal, DFA state) across
+        all parser contexts, plus those that end the terminal part-way. For those, the parser
+        says which terminals may follow, and their lexers walk the trie below the nodes where
+        the terminal ended, recursively: the walks only ever use terminal DFAs.
+        """
+        mask = self._thread_masks.get(thread)
+        if mask is not None:
+            return mask
+        set_id, terminal, lexer_state = thread
+        inside, end_nodes = self._terminal_mask(terminal, lexer_state)
+        if not len(end_nodes):
+            mask = inside
+        else:
+            out = np.zeros(self.num_words + 1, dtype=np.uint32)
+            out[: self.num_words] = inside
+            self._walk_after(set_id, terminal, end_nodes, out)
+            mask = self._finish(out)
+        mask.flags.writeable = False
+        self._thread_masks[thread] = mask
+        return mask
+
+    def _walk_after(self, set_id: int, terminal: int, end_nodes: np.ndarray,
+                    out: np.ndarray) -> None:
+        """Mark the tokens that continue, below ``end_nodes``, with the lexemes that may follow
+        ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside."""
+        grammar = self._dfa
+        work = [(set_id, terminal, end_nodes)]
+        walked: dict[tuple[int, int], set[int]] = {}  # trie nodes already walked per lexeme
+        while work:
+            set_id, terminal, roots = work.pop()
+            root_list = roots.tolist()
+            for next_set, next_terminal, start in grammar.threads_after(set_id, terminal):
+                seen = walked.setdefault((next_set, next_terminal), set())
+                fresh_list = [n for n in root_list if n not in seen]
+                if not fresh_list:
+                    continue
+                seen.update(fresh_list)
+                fresh = np.array(fresh_list, dtype=np.int32)
+                ends: list[np.ndarray] = []
+                self._walk_automaton(grammar.lexer(next_terminal), fresh,
+                                     np.full(len(fresh), start, dtype=np.int32), out, ends)
+                if ends:
+                    work.append((next_set, next_terminal, np.concatenate(ends)))
+
+    def _terminal_mask(self, terminal: int, lexer_state: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens that stay inside ``terminal`` from ``lexer_state``, and the trie nodes (with
+        children) where the terminal may end."""
+        key = (terminal, lexer_state)
+        cached = self._terminal_masks.get(key)
+        if cached is None:
+            lexer = self._dfa.lexer(terminal)
+            out = np.zeros(self.num_words + 1, dtype=np.uint32)
+            ends: list[np.ndarray] = []
+            self._walk_automaton(lexer, np.zeros(1, dtype=np.int32),
+                                 np.array([lexer_state], dtype=np.int32), out, ends)
+            inside = self._finish(out)
+            inside.flags.writeable = False
+            cached = (inside, np.concatenate(ends) if ends else np.zeros(0, dtype=np.int32))
+            self._terminal_masks[key] = cached
+        return cached
+
     def _walk(self, state: int) -> np.ndarray:
-        """The tokens the DFA can read from ``state``. Rows met for the first time are built
-        between rounds; each round resumes only the subtrees that waited for them."""
-        dfa, trie = self._dfa, self._trie
-        dfa.materialize(state)
+        """The tokens the automaton can read from ``state``."""
         out = np.zeros(self.num_words + 1, dtype=np.uint32)  # + the dummy token's word
-        roots = np.zeros(1, dtype=np.int32)
-        root_states = np.array([state], dtype=np.int32)
+        self._walk_automaton(self._dfa, np.zeros(1, dtype=np.int32),
+                             np.array([state], dtype=np.int32), out)
+        return self._finish(out)
+
+    def _walk_automaton(self, automaton: LazyAutomaton, roots: np.ndarray,
+                        root_states: np.ndarray, out: np.ndarray,
+                        ends: list | None = None) -> None:
+        """Set in ``out`` the tokens below trie nodes ``roots`` that ``automaton`` can read from
+        ``root_states``. Rows met for the first time are built between rounds; each round
+        resumes only the subtrees that waited for them. With ``ends``, the arrays of trie nodes
+        where the automaton accepts are appended to it."""
+        trie = self._trie
+        for root_state in set(root_states.tolist()):
+            automaton.materialize(root_state)
         buffers = self._pending_buffers
+        end_buffer = self._end_buffer if ends is not None else self._no_ends
         while len(roots):
             pending_nodes, pending_states = buffers[0]
-            n_pending = walk_trie(
-                dfa.trans, dfa.known, roots, root_states, trie.max_depth, trie.node_byte,
-                trie.node_depth, trie.subtree_end, trie.node_token, out, pending_nodes,
-                pending_states,
+            n_pending, n_ends = walk_trie(
+                automaton.trans, automaton.known, automaton.accepting, roots, root_states,
+                trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
+                trie.node_token, out, pending_nodes, pending_states, end_buffer,
             )
+            if n_ends:
+                ends.append(end_buffer[:n_ends].copy())
             roots, root_states = pending_nodes[:n_pending], pending_states[:n_pending]
             buffers = buffers[::-1]  # the next round writes while reading these
-            for pending in np.unique(root_states):
-                dfa.materialize(int(pending))
+            for pending in set(root_states.tolist()):
+                automaton.materialize(pending)
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
+        """The mask words of a walk's output, with duplicate-bytes tokens added."""
+        trie = self._trie
         mask = out[: self.num_words]
         if len(trie.duplicate_ids):
             primary = trie.duplicate_of
