@@ -10,9 +10,11 @@ escaping and flags (``"..."i``, ``/.../imsx``) are exactly Lark's.
 Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the lexing side:
 
 * Terminal and rule priorities are ignored: they choose between parses, not what is a sentence.
-* A terminal matches every text its regex fully matches. Lark tries ``re.match`` at a position
-  and then the prefixes of that one match, so a lazy or ordered pattern may hide longer matches
-  (``/a|ab/`` never lexes ``ab``; ``ESCAPED_STRING``'s lazy ``.*?`` never spans an inner ``"``).
+* A terminal matches every text its regex fully matches, except that a regex with a lazy
+  quantifier matches only texts none of whose proper prefixes it matches (its shortest matches):
+  Lark lexes with ``re.match``, where the lazy ``.*?`` of ``ESCAPED_STRING`` stops at the first
+  closing quote, so ``"a"b"`` is never one string. Other order-dependent patterns may still
+  differ (``/a|ab/`` never lexes ``ab`` in Lark; here it does).
 * Ignored text may be split anywhere (see :mod:`structgen.grammar.cfg`); Lark skips the longest
   match of an ignored terminal only, which matters when a terminal may start with ignored text.
 * Lookarounds in a terminal see only the terminal's own text.
@@ -30,7 +32,8 @@ from lark.load_grammar import load_grammar
 
 from structgen.errors import GrammarError, RegexError
 from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
-from structgen.grammar.regular import Term
+from structgen.grammar.charset import ANY_CHAR
+from structgen.grammar.regular import Chars, Look, Seq, Term
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
@@ -112,7 +115,7 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
     """The regular term of a Lark terminal; its regex errors become GrammarErrors naming it."""
     pattern = definition.pattern
     try:
-        return parse_regex(pattern.to_regexp())
+        term = parse_regex(pattern.to_regexp())
     except RegexError as error:
         line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
         if line is None:
@@ -120,6 +123,36 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
         raise GrammarError(
             f"terminal {definition.name} ({pattern.raw or pattern.value!r}): {error}", line, column
         ) from error
+    return _shortest_matches(term) if _has_lazy_quantifier(pattern.to_regexp()) else term
+
+
+def _shortest_matches(term: Term) -> Term:
+    """The texts of ``term`` none of whose proper prefixes are in ``term``: what a first-match
+    lexer takes from a lazy pattern. (A lookahead inside a terminal sees only its own text.)"""
+    longer = Seq((term, Chars(ANY_CHAR)))
+    return Seq((Look(longer, ahead=True, negate=True), term))
+
+
+def _has_lazy_quantifier(regex: str) -> bool:
+    """Whether ``regex`` has ``*?``, ``+?``, ``??`` or ``{m,n}?`` outside classes and escapes."""
+    i, in_class = 0, False
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if regex[i + 1 : i + 2] == "]":
+                i += 1  # a leading "]" is a literal member
+        elif char == "(" and regex[i + 1 : i + 2] == "?":
+            i += 1  # group syntax, not a quantifier
+        elif char in "*+?}" and regex[i + 1 : i + 2] == "?":
+            return True
+        i += 1
+    return False
 
 
 def _rules(lark_rules) -> dict[str, tuple[Expansion, ...]]:
