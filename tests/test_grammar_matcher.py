@@ -15,17 +15,9 @@ import structgen as sg
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.grammar.cfg import inline_regular
 from structgen.sources.lark import load_lark
-from tests.test_grammar_ir import GRAMMARS
+from tests.test_grammar_ir import GRAMMARS, lark_accepts
 
 NAMES = sorted(GRAMMARS)
-
-
-def _lark_accepts(parser: lark.Lark, text: str) -> bool:
-    try:
-        parser.parse(text)
-    except lark.exceptions.LarkError:
-        return False
-    return True
 
 
 def _automaton_accepts(automaton: GrammarAutomaton, text: str) -> bool:
@@ -42,7 +34,7 @@ def test_automaton_agrees_with_lark_on_short_strings(name):
     samples = valid + ["".join(t) for n in range(4) for t in itertools.product(alphabet[:6], repeat=n)]
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 10))) for _ in range(150)]
     for sample in samples:
-        expected = _lark_accepts(parser, sample)
+        expected = lark_accepts(parser, sample)
         for automaton in automata:
             assert _automaton_accepts(automaton, sample) == expected, sample
 
@@ -55,7 +47,7 @@ def toy_vocab() -> sg.Vocabulary:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_random_mask_walks_end_in_sentences_lark_accepts(name, toy_vocab):
+def test_random_mask_walks_end_in_sentenceslark_accepts(name, toy_vocab):
     text = GRAMMARS[name][0]
     parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
     compiled = sg.compile(sg.grammar(text), toy_vocab)
@@ -69,7 +61,7 @@ def test_random_mask_walks_end_in_sentences_lark_accepts(name, toy_vocab):
             assert len(allowed), out
             eos = toy_vocab.eos_token_ids[0]
             if eos in allowed and (rng.random() < 0.3 or len(allowed) == 1):
-                assert _lark_accepts(parser, out.decode())
+                assert lark_accepts(parser, out.decode())
                 finished += 1
                 break
             token = int(rng.choice([t for t in allowed if t != eos]))
