@@ -337,6 +337,3 @@ class LazyByteDFA(LazyAutomaton):
             (rest, (self.algebra.clamp_counters(key[0], limit), key[1])) for rest, key in payload
         )
         return self._mid_state(items)
-
-    def is_char_boundary(self, state: int) -> bool:
-        return self._payload[state][0] == "char"

@@ -9,8 +9,9 @@ never dropped while their terminal can still grow, so every lexing of the input 
 the language is exactly the grammar's, with no lexer over-constraining it.
 
 States are interned, so repeated structure (the inside of a string, the elements of a list)
-maps to the same state and its token mask is computed once. Rows are built on demand and the
-dense table is walked by the same numba kernel as regex automata.
+maps to the same state and its token mask is computed once. Rows are built on demand, only along
+the bytes actually read; token masks are assembled from the threads' terminal DFAs instead
+(see ``TokenConstraint._thread_mask``), so the grammar's own rows stay few.
 """
 
 from __future__ import annotations
@@ -123,6 +124,3 @@ class GrammarAutomaton(LazyAutomaton):
             cached = frozenset().union(*(self._spawn(s) for s in boundary))
             self._after_memo[key] = cached
         return cached
-
-    def is_char_boundary(self, state: int) -> bool:
-        return all(self._lexers[t].is_char_boundary(s) for _, t, s in self._payload[state][0])

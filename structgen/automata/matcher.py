@@ -146,10 +146,6 @@ class TokenConstraint:
         """DFA states built so far (the automaton grows lazily as states are visited)."""
         return self._dfa.num_states
 
-    @property
-    def start_state(self) -> int:
-        return self._dfa.start
-
     def matcher(self) -> Matcher:
         """A fresh per-sequence matcher at the start of the constraint."""
         return Matcher(self, self._dfa.start)
