@@ -155,3 +155,17 @@ def test_per_thread_masks_equal_the_whole_automaton_walk(name, toy_vocab):
             if not allowed:
                 break
             matcher.advance(rng.choice(allowed))
+
+
+def test_mask_caches_stay_within_their_memory_bound(toy_vocab):
+    limits = sg.Limits(max_mask_cache_bytes=2_000)
+    bounded = sg.compile(sg.grammar(GRAMMARS["json"][0]), toy_vocab, limits)
+    free = sg.TokenConstraint(sg.grammar(GRAMMARS["json"][0]).language(), toy_vocab)
+    small, large = bounded.matcher(), free.matcher()
+    for piece in [b"{\"", b"a", b"\":", b" ", b"[1", b",", b"2", b"]", b"}"]:
+        token = toy_vocab.tokens.index(piece)
+        assert small.advance(token) and large.advance(token)
+        assert np.array_equal(small.mask(), large.mask())
+        assert bounded.cache_bytes <= 2_000
+    with pytest.raises(sg.LimitExceeded, match="max_mask_cache_bytes"):
+        sg.compile(sg.regex("a+"), toy_vocab, sg.Limits(max_mask_cache_bytes=8))

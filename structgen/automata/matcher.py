@@ -81,6 +81,39 @@ def _set_bits(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.unpackbits(mask.view(np.uint8), bitorder="little"))
 
 
+class _MaskCache:
+    """An LRU of arrays (or tuples of arrays) bounded in bytes: every mask cache of a compiled
+    constraint lives in one, so ``Limits.max_mask_cache_bytes`` bounds them together."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+
+    def get(self, key: tuple):
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: tuple, value) -> None:
+        arrays = value if isinstance(value, tuple) else (value,)
+        size = sum(a.nbytes for a in arrays)
+        if size > self.max_bytes:
+            raise LimitExceeded(
+                f"max_mask_cache_bytes={self.max_bytes} is smaller than one mask ({size} bytes)"
+            )
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.nbytes -= old[1]
+        self._entries[key] = (value, size)
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.nbytes -= evicted
+
+
 class TokenConstraint:
     """A constraint compiled against one vocabulary; create matchers with :meth:`matcher`.
 
@@ -113,7 +146,7 @@ class TokenConstraint:
         self._eos_words = np.zeros(self.num_words, dtype=np.uint32)
         for eos in vocab.eos_token_ids:
             self._eos_words[eos >> 5] |= np.uint32(1 << (eos & 31))
-        self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache = _MaskCache(limits.max_mask_cache_bytes)
         self._live_states: dict[int, bool] = {}
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
@@ -123,8 +156,6 @@ class TokenConstraint:
         ]
         self._end_buffer = np.empty(n, dtype=np.int32)
         self._no_ends = np.empty(0, dtype=np.int32)
-        self._thread_masks: dict[tuple, np.ndarray] = {}
-        self._terminal_masks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         start_mask = self.state_mask(self._dfa.start)
         if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
             raise VocabularyError(
@@ -155,9 +186,8 @@ class TokenConstraint:
         """The read-only packed mask of tokens allowed in DFA ``state`` (cached)."""
         if state == _ENDED:
             return self._empty_mask
-        mask = self._masks.get(state)
+        mask = self._cache.get(("state", state))
         if mask is not None:
-            self._masks.move_to_end(state)
             return mask
         # Clamping counters keeps prefixes up to the longest token, which is all a mask reads;
         # dead-end pruning looks further, so it gets the state itself.
@@ -165,20 +195,18 @@ class TokenConstraint:
             self._dfa.mask_representative(state, self._trie.max_depth)
             if self._byte_complete else state
         )
-        mask = self._masks.get(representative)
+        mask = self._cache.get(("state", representative))
         if mask is None:
             mask = self._compute_mask(representative)
             mask.flags.writeable = False
-            self._masks[representative] = mask
-        self._masks[state] = mask
-        while len(self._masks) * mask.nbytes > self.limits.max_mask_cache_bytes:
-            if len(self._masks) == 1:
-                raise LimitExceeded(
-                    "max_mask_cache_bytes is smaller than a single mask "
-                    f"({mask.nbytes} bytes)"
-                )
-            self._masks.popitem(last=False)
+            self._cache.put(("state", representative), mask)
+        self._cache.put(("state", state), mask)
         return mask
+
+    @property
+    def cache_bytes(self) -> int:
+        """Memory held by cached masks (counted per entry; bounded by the limits)."""
+        return self._cache.nbytes
 
     def _compute_mask(self, state: int) -> np.ndarray:
         """The mask of ``state``: the trie walk, less dead ends, plus EOS when accepting."""
@@ -204,7 +232,7 @@ class TokenConstraint:
         says which terminals may follow, and their lexers walk the trie below the nodes where
         the terminal ended, recursively: the walks only ever use terminal DFAs.
         """
-        mask = self._thread_masks.get(thread)
+        mask = self._cache.get(("thread", thread))
         if mask is not None:
             return mask
         set_id, terminal, lexer_state = thread
@@ -217,7 +245,7 @@ class TokenConstraint:
             self._walk_after(set_id, terminal, end_nodes, out)
             mask = self._finish(out)
         mask.flags.writeable = False
-        self._thread_masks[thread] = mask
+        self._cache.put(("thread", thread), mask)
         return mask
 
     def _walk_after(self, set_id: int, terminal: int, end_nodes: np.ndarray,
@@ -247,7 +275,7 @@ class TokenConstraint:
         """Tokens that stay inside ``terminal`` from ``lexer_state``, and the trie nodes (with
         children) where the terminal may end."""
         key = (terminal, lexer_state)
-        cached = self._terminal_masks.get(key)
+        cached = self._cache.get(("terminal", key))
         if cached is None:
             lexer = self._dfa.lexer(terminal)
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
@@ -257,7 +285,7 @@ class TokenConstraint:
             inside = self._finish(out)
             inside.flags.writeable = False
             cached = (inside, np.concatenate(ends) if ends else np.zeros(0, dtype=np.int32))
-            self._terminal_masks[key] = cached
+            self._cache.put(("terminal", key), cached)
         return cached
 
     def _walk(self, state: int) -> np.ndarray:
@@ -346,7 +374,7 @@ class TokenConstraint:
         """The DFA state after ``token_id`` from ``state``; ``DEAD`` when not allowed."""
         if state == _ENDED:
             return DEAD
-        mask = self._masks.get(state) if self._byte_complete else self.state_mask(state)
+        mask = self._cache.get(("state", state)) if self._byte_complete else self.state_mask(state)
         if mask is not None and not (mask[token_id >> 5] >> np.uint32(token_id & 31)) & 1:
             return DEAD
         data = self.vocab.token_bytes(token_id)
