@@ -32,6 +32,7 @@ class EarleyTables:
     _scan_memo: dict[tuple[int, str], int] = field(default_factory=dict)
     _expected: dict[int, frozenset[str]] = field(default_factory=dict)
     _accepting: dict[int, bool] = field(default_factory=dict)
+    _waiting_memo: dict[int, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         grammar = self.grammar
@@ -74,19 +75,35 @@ class EarleyTables:
                             todo.append(item)
                 continue
             lhs = self.rule_lhs[rule]
-            parents = items if origin == SELF else self._relocated(origin)
-            for p_rule, p_dot, p_origin in list(parents):
-                p_rhs = self.rule_rhs[p_rule]
-                if p_dot < len(p_rhs) and p_rhs[p_dot] == Nonterminal(lhs):
-                    item = (p_rule, p_dot + 1, p_origin)
-                    if item not in items:
-                        items.add(item)
-                        todo.append(item)
+            if origin == SELF:
+                symbol = Nonterminal(lhs)
+                parents = [(r, d, o) for r, d, o in items
+                           if d < len(self.rule_rhs[r]) and self.rule_rhs[r][d] == symbol]
+            else:
+                parents = self._waiting(origin).get(lhs, ())
+            for p_rule, p_dot, p_origin in parents:
+                item = (p_rule, p_dot + 1, p_origin)
+                if item not in items:
+                    items.add(item)
+                    todo.append(item)
         return frozenset(items)
 
     def _relocated(self, set_id: int) -> set:
         """The items of set ``set_id`` with ``SELF`` origins replaced by ``set_id``."""
         return {(r, d, set_id if o == SELF else o) for r, d, o in self.sets[set_id]}
+
+    def _waiting(self, set_id: int) -> dict[str, list[tuple[int, int, int]]]:
+        """The (relocated) items of set ``set_id`` grouped by the nonterminal after their dot:
+        the parents a completion in a later set advances."""
+        cached = self._waiting_memo.get(set_id)
+        if cached is None:
+            cached = {}
+            for r, d, o in self._relocated(set_id):
+                rhs = self.rule_rhs[r]
+                if d < len(rhs) and isinstance(rhs[d], Nonterminal):
+                    cached.setdefault(rhs[d].name, []).append((r, d, o))
+            self._waiting_memo[set_id] = cached
+        return cached
 
     def scan(self, set_id: int, terminal: str) -> int:
         """The set reached from ``set_id`` by reading one ``terminal``; -1 if none."""
