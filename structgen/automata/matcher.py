@@ -254,17 +254,17 @@ class TokenConstraint:
         ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside."""
         grammar = self._dfa
         work = [(set_id, terminal, end_nodes)]
-        walked: dict[tuple[int, int], set[int]] = {}  # trie nodes already walked per lexeme
+        walked: dict[tuple[int, int], np.ndarray] = {}  # trie nodes walked per lexeme, sorted
         while work:
             set_id, terminal, roots = work.pop()
-            root_list = roots.tolist()
+            roots = np.unique(roots)
             for next_set, next_terminal, start in grammar.threads_after(set_id, terminal):
-                seen = walked.setdefault((next_set, next_terminal), set())
-                fresh_list = [n for n in root_list if n not in seen]
-                if not fresh_list:
+                key = (next_set, next_terminal)
+                seen = walked.get(key)
+                fresh = roots if seen is None else np.setdiff1d(roots, seen, assume_unique=True)
+                if not len(fresh):
                     continue
-                seen.update(fresh_list)
-                fresh = np.array(fresh_list, dtype=np.int32)
+                walked[key] = fresh if seen is None else np.union1d(seen, fresh)
                 ends: list[np.ndarray] = []
                 self._walk_automaton(grammar.lexer(next_terminal), fresh,
                                      np.full(len(fresh), start, dtype=np.int32), out, ends)
