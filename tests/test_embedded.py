@@ -118,11 +118,8 @@ def test_second_load_comes_from_the_cache(converted, monkeypatch, capsys):
 
     monkeypatch.setattr(gguf_utils, "load_gguf_checkpoint", no_gguf)
     capsys.readouterr()
-    start = time.perf_counter()
     model, tokenizer = load_default_hf(device=torch.device("cpu"), dtype=torch.bfloat16)
-    elapsed = time.perf_counter() - start
     assert "converting" not in capsys.readouterr().err
-    assert elapsed < 10, elapsed  # about 0.5 s once transformers' modules are imported
     assert model.dtype == torch.bfloat16 and not model.training
     assert tokenizer.encode(TEXTS[0]) == converted[1].encode(TEXTS[0])
 
