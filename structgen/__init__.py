@@ -6,7 +6,16 @@ The public API, re-exported here; see the README for a tour and DESIGN notes.
 from structgen.automata.byte_dfa import Limits
 from structgen.automata.matcher import Matcher, TokenConstraint
 from structgen.compiler import compile
-from structgen.constraints import Constraint, after, choice, grammar, regex, sequence
+from structgen.constraints import (
+    Constraint,
+    JsonSchema,
+    after,
+    choice,
+    grammar,
+    json_schema,
+    regex,
+    sequence,
+)
 from structgen.errors import (
     EmptyLanguage,
     GrammarError,
@@ -28,6 +37,7 @@ __all__ = [
     "GrammarError",
     "Greedy",
     "IncompleteOutput",
+    "JsonSchema",
     "LanguageModel",
     "LimitExceeded",
     "Limits",
@@ -47,8 +57,11 @@ __all__ = [
     "choice",
     "compile",
     "from_transformers",
+    "function",
     "generate",
+    "generate_json",
     "grammar",
+    "json_schema",
     "load_model",
     "regex",
     "sequence",
@@ -60,7 +73,9 @@ __all__ = [
 # constraints and the `structgen check` command stay light.
 _LAZY = {
     "apply_token_bitmask": "structgen.kernels.torch_masks",
+    "function": "structgen.api",
     "generate": "structgen.api",
+    "generate_json": "structgen.api",
     "stream": "structgen.api",
     "GenerationResult": "structgen.decoding.loop",
     "Greedy": "structgen.decoding.samplers",

@@ -1,19 +1,22 @@
 """The ``structgen`` command.
 
-``structgen generate (--regex R | --grammar FILE_OR_NAME) PROMPT`` generates with a model (the
-embedded default unless ``--model``) and prints the output; ``--json`` prints it with token
-counts and timings.
+``structgen generate (--regex R | --grammar FILE_OR_NAME | --schema FILE_OR_JSON) PROMPT``
+generates with a model (the embedded default unless ``--model``) and prints the output (under
+``--schema``, the JSON document indented); ``--json`` prints it with token counts and timings
+(and, under ``--schema``, the parsed document as ``"json"``).
 
-``structgen check (--regex R | --grammar G) [--text SAMPLE]`` prints the automaton size, compile and mask times,
+``structgen check (--regex R | --grammar G | --schema S) [--text SAMPLE]`` prints the automaton size, compile and mask times,
 the tokens allowed at the start, and, given a sample text, the matcher's verdict token by token.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +68,8 @@ def check(args: argparse.Namespace) -> int:
     allowed = _allowed_ids(matcher.mask(), vocab.size)
     if args.regex is not None:
         print(f"constraint   regex {args.regex!r}" + (f" flags={args.flags}" if args.flags else ""))
+    elif args.schema is not None:
+        print(f"constraint   schema {args.schema!r:.70} (whitespace {args.whitespace})")
     else:
         print(f"constraint   grammar {args.grammar!r}")
     print(f"vocabulary   {vocab.name or 'tokenizer'}: {vocab.size} ids")
@@ -94,8 +99,6 @@ def check(args: argparse.Namespace) -> int:
 
 def generate(args: argparse.Namespace) -> int:
     """Generate one output for the prompt under the constraint and print it."""
-    import json
-
     import structgen as sg
 
     constraint = _constraint(args)
@@ -103,14 +106,19 @@ def generate(args: argparse.Namespace) -> int:
     sampler = sg.Sample(temperature=args.temperature) if args.temperature > 0 else sg.Greedy()
     result = sg.generate(model, args.prompt, constraint, max_tokens=args.max_tokens,
                          sampler=sampler, seed=args.seed, return_result=True)
+    document = args.schema is not None and result.complete
+    value = constraint.parse(result.text) if document else None
     if args.json:
         print(json.dumps({
             "text": result.text,
+            **({"json": value} if document else {}),
             "finish_reason": result.finish_reason,
             "tokens": len(result.token_ids),
             "timings": result.timings,
             "statistics": result.statistics,
-        }, indent=2))
+        }, indent=2, ensure_ascii=False))
+    elif document:
+        print(json.dumps(value, indent=2, ensure_ascii=False))
     else:
         print(result.text)
     if not result.complete:
@@ -125,7 +133,24 @@ def _constraint(args: argparse.Namespace):
 
     if args.regex is not None:
         return sg.regex(args.regex, _flags(args.flags))
+    if args.schema is not None:
+        # Objects hold only their declared properties unless the schema says otherwise, as in
+        # sg.generate_json.
+        return sg.json_schema(_schema_text(args.schema), whitespace=args.whitespace,
+                              extra_properties="forbid")
     return sg.grammar(args.grammar)
+
+
+def _schema_text(value: str) -> str:
+    """The JSON Schema text of ``--schema``: the file it names, else the value itself."""
+    path = Path(value)
+    if not value.lstrip().startswith(("{", "[")) and value not in ("true", "false"):
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise StructgenError(f"--schema takes a JSON Schema file or JSON text; cannot read "
+                                 f"{value!r}: {error.strerror}") from error
+    return value
 
 
 def _add_constraint_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +158,13 @@ def _add_constraint_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--regex", help="a regular expression the whole output must match")
     which.add_argument("--grammar", help="a Lark grammar: a .lark file or a ready grammar's "
                        "name (json, sql, arithmetic, csv, python_expr, chess_san, cron)")
+    which.add_argument("--schema", help="a JSON Schema: a .json file or JSON text; objects "
+                       "hold only their declared properties unless it says otherwise")
     parser.add_argument("--flags", default="", help="regex flags among 'imsxa'")
+    parser.add_argument("--whitespace", default="flexible",
+                        choices=["flexible", "compact", "pretty"],
+                        help="JSON whitespace under --schema: flexible (a bounded run between "
+                        "tokens, the default), compact (none) or pretty (json.dumps(indent=2))")
 
 
 def _flags(letters: str) -> int:

@@ -1,5 +1,5 @@
-"""Constraint values: what users build with ``sg.regex``, ``sg.grammar``, ``sg.choice``,
-``sg.sequence`` and ``sg.after``. A constraint is an immutable description of a language;
+"""Constraint values: what users build with ``sg.regex``, ``sg.grammar``, ``sg.json_schema``,
+``sg.choice``, ``sg.sequence`` and ``sg.after``. A constraint is an immutable description of a language;
 ``sg.compile`` turns it into a ``TokenConstraint`` for one vocabulary.
 
 Each constraint lowers to the grammar IR: a regular term when the language is regular (regexes,
@@ -9,16 +9,18 @@ regular, so the fast DFA path is used whenever it can be.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from structgen.errors import GrammarError, StructgenError
+from structgen.errors import EmptyLanguage, GrammarError, StructgenError
 from structgen.grammar.cfg import Grammar as GrammarIR
 from structgen.grammar.cfg import Nonterminal, Terminal, inline_regular
 from structgen.grammar.charset import ANY_CHAR
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, literal
+from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, literal
 from structgen.sources.regex import parse_regex
 
 Language = Term | GrammarIR
@@ -113,6 +115,63 @@ def grammar(source: str | os.PathLike, start: str = "start") -> ContextFree:
     the line and column of a problem.
     """
     return ContextFree(os.fspath(source), start)
+
+
+@dataclass(frozen=True, eq=False)
+class JsonSchema(Constraint):
+    """Outputs must be JSON documents valid under a JSON Schema (see :func:`json_schema`)."""
+
+    source: Any
+    whitespace: str = "flexible"
+    property_order: str = "schema"
+    extra_properties: str = "spec"
+    strict: bool = True
+
+    def __post_init__(self) -> None:
+        from structgen.sources.jsonschema import Settings, compile_schema
+        from structgen.sources.types import schema_and_parser
+
+        schema, parser = schema_and_parser(self.source)
+        settings = Settings(self.whitespace, self.property_order, self.extra_properties,
+                            self.strict)
+        language = compile_schema(schema, settings)
+        if isinstance(language, GrammarIR):
+            language = _regular_or_grammar(inline_regular(language))
+        if language == NOTHING:
+            raise EmptyLanguage("the JSON Schema accepts no value")
+        object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "_parser", parser)
+        object.__setattr__(self, "_language", language)
+        object.__setattr__(self, "_key", ("json_schema", json.dumps(schema), settings))
+
+    def language(self) -> Language:
+        return self._language
+
+    def parse(self, text: str) -> Any:
+        """The validated value of a generated document: a pydantic instance for a model, the
+        Python value otherwise."""
+        return self._parser(text)
+
+    @property
+    def cache_key(self) -> tuple:
+        return self._key
+
+
+def json_schema(source: Any, *, whitespace: str = "flexible", property_order: str = "schema",
+                extra_properties: str = "spec", strict: bool = True) -> JsonSchema:
+    """Outputs must be JSON documents valid under ``source``: a JSON Schema (a dict, ``True``
+    or ``False``, or JSON text), a pydantic model class, or a Python type.
+
+    ``whitespace``: ``"flexible"`` (any JSON whitespace between tokens, a bounded run per gap),
+    ``"compact"`` (none) or ``"pretty"`` (exactly ``json.dumps(indent=2)``).
+    ``property_order="schema"``: declared properties in schema order, then undeclared keys.
+    ``extra_properties``: ``"spec"`` (what the schema allows) or ``"forbid"`` (no undeclared
+    keys next to declared ``properties``, the default of ``generate_json``).
+    Raises ``SchemaError`` for an invalid schema and ``UnsupportedKeyword`` (naming the keyword
+    and its JSON pointer) for an assertion that cannot be enforced; ``strict=False`` drops such
+    keywords with a warning instead.
+    """
+    return JsonSchema(source, whitespace, property_order, extra_properties, strict)
 
 
 def _grammar_source(source: str) -> str | Path:

@@ -8,9 +8,13 @@ embedded default model for a few tokens.
 from __future__ import annotations
 
 import doctest
+import json
 import re
+from typing import Literal
 
+import jsonschema
 import numpy as np
+import pydantic
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, pipeline
@@ -321,13 +325,55 @@ def test_pipeline_defaults_given_at_construction(tiny_model, smollm2_tokenizer):
     assert word in ("yes", "no")
 
 
-@pytest.mark.parametrize("keyword,builder", [("schema", "json_schema"), ("grammar", "grammar")])
-def test_pipeline_schema_and_grammar_need_their_builders(pipe, monkeypatch, keyword, builder):
-    monkeypatch.setattr(sg, builder, None, raising=False)
-    with pytest.raises(NotImplementedError, match=f"{keyword}="):
-        pipe("Zip code:", **{keyword: "anything"})
-    monkeypatch.setattr(sg, builder, lambda source: sg.choice(["yes", "no"]))
-    assert pipe("Zip code:", **{keyword: "anything"})[0]["generated_text"] in ("yes", "no")
+# Every value is bounded and a whitespace run is at most 20 characters, so each document has
+# fewer than 400 characters: the random model always finishes within JSON_TOKENS.
+JSON_TOKENS = 400
+SMALL_SCHEMA = {"type": "object", "properties": {
+    "answer": {"enum": ["yes", "no", "maybe"]},
+    "sure": {"type": "boolean"},
+    "score": {"type": "integer", "minimum": 0, "maximum": 99},
+}, "required": ["answer", "sure"]}
+
+
+class SmallAnswer(pydantic.BaseModel):
+    answer: Literal["yes", "no", "maybe"]
+    sure: bool
+
+
+@pytest.mark.parametrize("schema", [SMALL_SCHEMA, json.dumps(SMALL_SCHEMA), SmallAnswer],
+                         ids=["dict", "json-text", "pydantic"])
+def test_pipeline_schema_adds_the_parsed_document(pipe, tiny_sg, schema):
+    out = pipe("Answer in JSON.", schema=schema, max_new_tokens=JSON_TOKENS)
+    assert len(out) == 1 and set(out[0]) == {"generated_text", "json"}
+    expected = sg.generate_json(tiny_sg, "Answer in JSON.", schema, max_tokens=JSON_TOKENS,
+                                return_result=True)
+    assert out[0]["generated_text"] == expected.text
+    assert out[0]["json"] == expected.value
+    if schema is SmallAnswer:
+        assert isinstance(out[0]["json"], SmallAnswer)
+    else:
+        jsonschema.validate(out[0]["json"], SMALL_SCHEMA)
+        assert set(out[0]["json"]) <= set(SMALL_SCHEMA["properties"])  # extra keys forbidden
+    # A ready constraint gives the document too; other constraints do not.
+    ready = sg.json_schema(SmallAnswer, whitespace="compact", extra_properties="forbid")
+    constrained = pipe("Answer in JSON.", constraint=ready, max_new_tokens=JSON_TOKENS)
+    assert isinstance(constrained[0]["json"], SmallAnswer)
+    assert "json" not in pipe("Zip code:", regex=r"\d{3}", max_new_tokens=5)[0]
+
+
+def test_pipeline_schema_cut_by_max_new_tokens_raises_incomplete_output(pipe, tiny_sg):
+    with pytest.raises(sg.IncompleteOutput, match="max_new_tokens=3") as caught:
+        pipe("Answer in JSON.", schema=SmallAnswer, max_new_tokens=3)
+    assert caught.value.partial == sg.generate(tiny_sg, "Answer in JSON.",
+                                               sg.json_schema(SmallAnswer,
+                                                              extra_properties="forbid"),
+                                               max_tokens=3)
+
+
+def test_pipeline_grammar(pipe, tiny_sg):
+    out = pipe("A chess move:", grammar="chess_san", max_new_tokens=12)
+    assert out == [{"generated_text": sg.generate(tiny_sg, "A chess move:",
+                                                  sg.grammar("chess_san"), max_tokens=12)}]
 
 
 def test_pipeline_rejects_what_it_cannot_do(pipe):

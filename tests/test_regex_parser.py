@@ -17,9 +17,11 @@ against set algebra on the operands' own (re-checked) sets.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
 import warnings
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -878,3 +880,312 @@ def test_long_patterns_keep_their_language():
         term = parse_regex(pattern)
         for sample in samples:
             assert fullmatch(term, sample) == bool(re.fullmatch(pattern, sample)), sample[:20]
+
+
+# ---------------------------------------------------------------------------------------------
+# The ECMA-262 dialect (JSON Schema patterns). No JavaScript engine here: expectations come from
+# the ECMA-262 grammar and semantics (u flag), from the JSON Schema Test Suite, and from Python's
+# re on translations whose meaning is the same in both dialects.
+
+SUITE = Path(__file__).resolve().parents[2] / "shared/data/json-schema-test-suite/tests"
+ANY_STRING = Repeat(Chars(CharSet.of([(0, 0x10FFFF)])), 0, None)
+LINE_TERMINATORS = "\n\r\u2028\u2029"
+ECMA_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def ecma(pattern: str, flags: int = 0) -> Term:
+    return parse_regex(pattern, flags, dialect="ecma")
+
+
+def ecma_search(pattern: str, s: str) -> bool:
+    """JSON Schema's ``pattern``: an unanchored search."""
+    return fullmatch(Seq((ANY_STRING, ecma(pattern), ANY_STRING)), s)
+
+
+def ecma_valid(pattern: str) -> bool:
+    """Whether ``pattern`` is valid ECMA-262 syntax (an unsupported construct is still valid)."""
+    try:
+        ecma(pattern)
+    except UnsupportedRegex:
+        return True
+    except RegexError:
+        return False
+    return True
+
+
+def test_ecma_whitespace_is_whitespace_and_line_terminators_of_the_spec():
+    """WhiteSpace = TAB VT FF ZWNBSP and the Space_Separator category; plus LineTerminator."""
+    space_separators = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs"}
+    spec = space_separators | set("\t\v\f\ufeff") | set(LINE_TERMINATORS)
+    assert spec == set(ECMA_SPACE)
+    assert charset_of(ecma(r"\s")) == CharSet.chars(ECMA_SPACE)
+    assert charset_of(ecma(r"\S")) == ~CharSet.chars(ECMA_SPACE)
+    assert charset_of(ecma(r"[^\s]")) == ~CharSet.chars(ECMA_SPACE)
+
+
+ASCII_WORD = CharSet.of([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)])
+ECMA_SETS = [
+    (".", ~CharSet.chars(LINE_TERMINATORS)),
+    (r"\d", CharSet.chars("0123456789")),
+    (r"\D", ~CharSet.chars("0123456789")),
+    (r"\w", ASCII_WORD),
+    (r"\W", ~ASCII_WORD),
+    (r"[\w-]", ASCII_WORD | CharSet.chars("-")),
+    (r"[^\d\s]", ~(CharSet.chars("0123456789" + ECMA_SPACE))),
+    ("[^]", CharSet.of([(0, 0x10FFFF)])),
+    ("[]", CharSet(())),
+    (r"\cA", CharSet.chars("\x01")),
+    (r"\cj", CharSet.chars("\n")),
+    (r"[\cZ]", CharSet.chars("\x1a")),
+    (r"[\t\n\v\f\r]", CharSet.chars("\t\n\v\f\r")),
+    (r"[\b]", CharSet.chars("\b")),
+    (r"\0", CharSet.chars("\0")),
+    (r"\x41", CharSet.chars("A")),
+    (r"\u00e9", CharSet.chars("é")),
+    (r"\u{1F600}", CharSet.chars("\U0001f600")),
+    (r"\u{0000000041}", CharSet.chars("A")),
+    (r"\uD83D\uDE00", CharSet.chars("\U0001f600")),
+    (r"[\uD83D\uDE00-\uD83D\uDE4F]", CharSet.of([(0x1F600, 0x1F64F)])),
+    (r"\uD83D", CharSet(())),
+    (r"\/", CharSet.chars("/")),
+    (r"[\-]", CharSet.chars("-")),
+    (r"[a-c-e]", CharSet.chars("abc-e")),
+    (r"[--a]", CharSet.of([(0x2D, 0x61)])),
+    ("[[]", CharSet.chars("[")),
+    (r"[\]\\^]", CharSet.chars("]\\^")),
+    ("\U0001f600", CharSet.chars("\U0001f600")),
+    ("\ud83d\ude00", CharSet.chars("\U0001f600")),
+    (r"\p{Lu}", charset_of(parse_regex(r"\p{Lu}"))),
+    (r"\p{Letter}", charset_of(parse_regex(r"\p{L}"))),
+    (r"\P{gc=Decimal_Number}", ~charset_of(parse_regex(r"\p{Nd}"))),
+    (r"\p{General_Category=punct}", charset_of(parse_regex(r"\p{P}"))),
+    (r"\p{ASCII_Hex_Digit}", CharSet.chars("0123456789abcdefABCDEF")),
+    (r"\p{Any}", CharSet.of([(0, 0x10FFFF)])),
+    (r"\p{ASCII}", CharSet.of([(0, 0x7F)])),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), ECMA_SETS, ids=[p for p, _ in ECMA_SETS])
+def test_ecma_single_character_sets(pattern, expected):
+    assert charset_of(ecma(pattern)) == expected
+
+
+@pytest.mark.parametrize("flags", [0, re.DOTALL])
+def test_ecma_dot_and_dotall(flags):
+    dot = charset_of(ecma(".", flags))
+    assert dot == (CharSet.of([(0, 0x10FFFF)]) if flags else ~CharSet.chars(LINE_TERMINATORS))
+    assert charset_of(ecma("(?s:.)")) == CharSet.of([(0, 0x10FFFF)])
+    assert charset_of(ecma("(?-s:.)", re.DOTALL)) == ~CharSet.chars(LINE_TERMINATORS)
+
+
+ECMA_SEARCHES = [
+    # $ is the end of input only, ^ the start only
+    ("a$", "a", True), ("a$", "a\n", False), ("^a", "\na", False), ("^a$", "a", True),
+    ("^$", "", True), ("^$", "\n", False), ("a$|^b", "ba", True),
+    # \b and \B use the ASCII word set; \B matches inside the empty string
+    (r"\bé", "é", False), (r"\bfoo\b", "a foo.", True), (r"\bfoo\b", "afoo", False),
+    (r"\Bfoo", "afoo", True), (r"^\B$", "", True), (r"\B", "a", False), (r"\bk", "\u212ak", True),
+    # \d \w are ASCII, \s the spec's set
+    (r"\d", "\u0663", False), (r"\w", "é", False), (r"^\s$", "\u00a0", True),
+    (r"^\s$", "\x1c", False), (r"^\s$", "\u0085", False), (r"^\S$", "\u0085", True),
+    # lookarounds, lookbehinds of any width
+    (r"(?<=a+)b", "aab", True), (r"(?<=a+)b", "b", False), (r"(?<!x)y", "xy", False),
+    (r"^(?=.*\d)(?=.*[a-z]).{4,}$", "ab12", True), (r"^(?=.*\d)(?=.*[a-z]).{4,}$", "abcd", False),
+    (r"^(?!.*--)[a-z-]+$", "a-b", True), (r"^(?!.*--)[a-z-]+$", "a--b", False),
+    # multiline flag spelled as a modifier, and line terminators beyond \n
+    ("(?m:^b$)", "a\u2028b\rc", True), ("(?m:^b$)", "ab", False),
+    # escapes and named groups
+    (r"^\p{Letter}+$", "Hello", True), (r"^\p{Letter}+$", "π", True), (r"^\p{Letter}+$", "123", False),
+    (r"^(?<year>\d{4})-(?<month>\d{2})$", "2024-05", True), (r"\u{1F600}", "x\U0001f600", True),
+    (r"^.$", "\U0001f600", True), (r"^..$", "\U0001f600", False), (r"^\/$", "/", True),
+    # duplicate names in different alternatives (ES2025)
+    (r"^(?:(?<y>a)|(?<y>b))$", "b", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pattern", "text", "expected"), ECMA_SEARCHES)
+def test_ecma_search_semantics(pattern, text, expected):
+    assert ecma_search(pattern, text) == expected
+
+
+ECMA_SYNTAX_ERRORS = [
+    # Python-only syntax
+    "(?P<name>x)", "(?P<n>a)(?P=n)", "(?#comment)a", "(?i)abc", "(?ims)abc", r"\Aab", r"ab\Z",
+    "a{,3}", r"\N{DIGIT ONE}", r"\U0001F600", "(?a:x)", "(?x)a", "(?>a)", "a*+", "a++", "(?(1)a)",
+    # u-mode strictness
+    r"\a", r"\e", r"\z", r"\-", r"\_", r"\ ", "a{", "{", "}", "]", "a{1", "x{2,1}", "a{1,2",
+    r"[\1]", r"[\d-z]", r"[a-\d]", "[z-a]", r"\c", r"\c1", r"[\c_]", r"\x4", r"\xg0", r"\u12",
+    r"\u{}", r"\u{110000}", r"\u{12", r"\00", r"\01", "^*", "$+", r"\b*", "(?=a)*", "(?<!a){2}",
+    "a**", "a*??", "(", ")", "a)", "[", "[a", "\\", "(?", "(?<", "(?<>a)", "(?<1a>x)",
+    "(?<a>x)(?<a>y)", r"(?<a>x)\k<b>", r"\k", r"\k<a", r"(a)\2", r"\p{letter}", r"\pL", r"\p{^L}",
+    r"\p{gc=Foo}", r"\p{Foo}", r"\p{Lu=Yes}", r"\p{ASCII=Yes}", r"\p", r"\p{L", "(?ii:a)",
+    "(?i-i:a)", "(?-:a)", "(?s-s:a)", "(?q:a)", "^(abc]", r"[\B]", r"[\k]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", ECMA_SYNTAX_ERRORS)
+def test_ecma_syntax_errors(pattern):
+    with pytest.raises(RegexError) as info:
+        ecma(pattern)
+    assert not isinstance(info.value, UnsupportedRegex)
+    assert info.value.pos is not None and 0 <= info.value.pos <= len(pattern)
+
+
+ECMA_UNSUPPORTED = [
+    (r"(a)\1", "backreference", 3),
+    (r"\1(a)", "backreference", 0),
+    (r"(?<n>a)\k<n>", "backreference", 7),
+    (r"\k<n>(?<n>a)", "backreference", 0),
+    ("(?i:a)", "i modifier", 0),
+    (r"\p{Script=Greek}", "script", 0),
+    (r"\p{scx=Latn}", "script", 0),
+    (r"\p{Alphabetic}", "binary property", 0),
+    (r"[\p{White_Space}]", "binary property", 1),
+]
+
+
+@pytest.mark.parametrize(("pattern", "name", "pos"), ECMA_UNSUPPORTED)
+def test_ecma_unsupported_constructs_are_named(pattern, name, pos):
+    with pytest.raises(UnsupportedRegex) as info:
+        ecma(pattern)
+    assert name in str(info.value).lower()
+    assert info.value.pos == pos
+
+
+def test_ecma_syntax_errors_win_over_unsupported_constructs():
+    """UnsupportedRegex means "valid but not enforceable": a later syntax error is reported."""
+    for pattern in [r"(a)\1\q", r"\p{Script=Greek}(", r"(?i:a)]", r"\k<n>(?<n>a)\2"]:
+        with pytest.raises(RegexError) as info:
+            ecma(pattern)
+        assert not isinstance(info.value, UnsupportedRegex), pattern
+
+
+def test_ecma_flags():
+    assert ecma_search("^b", "a\nb") is False
+    assert fullmatch(Seq((ANY_STRING, ecma("^b$", re.MULTILINE), ANY_STRING)), "a\nb\rc")
+    with pytest.raises(UnsupportedRegex):
+        ecma("a", re.IGNORECASE)
+    for flag in (re.VERBOSE, re.ASCII, re.LOCALE):
+        with pytest.raises(RegexError):
+            ecma("a", flag)
+    assert ecma("a", re.UNICODE) == ecma("a")
+    with pytest.raises(ValueError):
+        parse_regex("a", dialect="perl")
+
+
+def test_ecma_anchors_are_lookarounds_over_the_whole_input():
+    assert ecma("^") == Look(Chars(CharSet.of([(0, 0x10FFFF)])), ahead=False, negate=True)
+    assert ecma("$") == Look(Chars(CharSet.of([(0, 0x10FFFF)])), ahead=True, negate=True)
+
+
+# ECMA tokens with Python equivalents of the same meaning: random patterns compared with re.
+ECMA_TO_PYTHON = {
+    "a": "a", "b": "b", "-": "-", "é": "é", "\U0001f600": "\U0001f600", " ": " ",
+    ".": "[^\n\r\u2028\u2029]", "^": r"\A", "$": r"\Z",
+    r"\d": "[0-9]", r"\D": "[^0-9]", r"\w": "[A-Za-z0-9_]", r"\W": "[^A-Za-z0-9_]",
+    r"\s": "[" + ECMA_SPACE + "]", r"\S": "[^" + ECMA_SPACE + "]",
+    r"\b": r"(?a:\b)", r"\B": r"(?:(?a:\B)|\A\Z)",
+    "(": "(", ")": ")", "(?:": "(?:", "(?=": "(?=", "(?!": "(?!", "(?<=": "(?<=", "(?<!": "(?<!",
+    "(?<n>": "(?P<n>", "|": "|", "*": "*", "+": "+", "?": "?", "{2}": "{2}", "{1,3}": "{1,3}",
+    "{2,}": "{2,}", "*?": "*?", "[ab]": "[ab]", "[^a]": "[^a]", "[a-c]": "[a-c]",
+    r"[\d]": "[0-9]", r"[^\w]": "[^A-Za-z0-9_]", r"\n": r"\n", r"\u00e9": "é", r"\x41": "A",
+    r"\u{1F600}": "\U0001f600", r"\cJ": r"\n", r"\/": "/", r"\.": r"\.", "[^]": "(?s:.)",
+    "[]": "(?!)",
+}  # fmt: skip
+ECMA_PROBES = ["", "a", "b", "ab", "aa", "ba", "abb", "\n", "a\n", " ", "é", "\u2028", "0", "00",
+               "_", "\U0001f600", "a b", "-", "A", "a-b", "\u00a0", "\x1c", "aé"]  # fmt: skip
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(tokens=st.lists(st.sampled_from(sorted(ECMA_TO_PYTHON)), min_size=1, max_size=7))
+def test_ecma_random_patterns_agree_with_translations_to_re(tokens):
+    """Where both dialects accept the token sequence, the languages agree on probe strings;
+    ECMA-only failures (u-mode rules) must be RegexError, never a crash."""
+    pattern = "".join(tokens)
+    translated = "".join(ECMA_TO_PYTHON[t] for t in tokens)
+    try:
+        term = ecma(pattern)
+    except RegexError:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = re.compile(translated)
+    except (re.error, OverflowError):
+        return  # e.g. a variable-width lookbehind, which Python lacks
+    for s in ECMA_PROBES:
+        assert fullmatch(term, s) == (compiled.fullmatch(s) is not None), (pattern, s)
+
+
+# The JSON Schema Test Suite: pattern and patternProperties (string instances and property
+# names, with a small validator for the other keywords these files use), and format "regex".
+
+
+def suite_groups(draft: str, name: str) -> list[dict]:
+    return json.loads((SUITE / draft / name).read_text())
+
+
+def json_type(value) -> set[str]:
+    if value is None:
+        return {"null"}
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"number"}
+    return {str: {"string"}, list: {"array"}, dict: {"object"}}[type(value)]
+
+
+def validates(schema, instance) -> bool:
+    """The keywords of pattern.json and patternProperties.json, with ECMA patterns as searches."""
+    if isinstance(schema, bool):
+        return schema
+    ok = True
+    for key, value in schema.items():
+        if key == "pattern":
+            ok &= not isinstance(instance, str) or ecma_search(value, instance)
+        elif key == "patternProperties":
+            if isinstance(instance, dict):
+                for name, item in instance.items():
+                    for pattern, sub in value.items():
+                        if ecma_search(pattern, name):
+                            ok &= validates(sub, item)
+        elif key == "type":
+            ok &= value in json_type(instance)
+        elif key == "maximum":
+            ok &= not {"number"} & json_type(instance) or instance <= value
+        else:
+            assert key == "$schema", f"the suite uses a keyword this test does not know: {key}"
+    return ok
+
+
+@pytest.mark.parametrize("draft", ["draft2020-12", "draft7"])
+@pytest.mark.parametrize("name", ["pattern.json", "patternProperties.json"])
+def test_ecma_agrees_with_the_json_schema_test_suite(draft, name):
+    checked = 0
+    for group in suite_groups(draft, name):
+        for case in group["tests"]:
+            expected = case["valid"]
+            assert validates(group["schema"], case["data"]) == expected, case["description"]
+            checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("draft", ["draft2020-12", "draft7"])
+def test_ecma_syntax_agrees_with_the_suite_format_regex(draft):
+    """format "regex": a string instance is valid iff it is an ECMA-262 regex."""
+    folder = SUITE / draft / "optional" / "format"
+    names = [n for n in ("regex.json", "ecmascript-regex.json") if (folder / n).exists()]
+    assert "regex.json" in names
+    checked = 0
+    for name in names:
+        for group in json.loads((folder / name).read_text()):
+            for case in group["tests"]:
+                if isinstance(case["data"], str):
+                    assert ecma_valid(case["data"]) == case["valid"], (name, case["data"])
+                    checked += 1
+    assert checked >= 2

@@ -264,16 +264,23 @@ class LazyByteDFA(LazyAutomaton):
             self._live[key] = True
             return True
         # Depth-first: a satisfiable lookaround usually has a short witness down one branch,
-        # while breadth-first would first visit every state up to the witness's depth.
-        stack, seen = [key], {key}
-        found = False
-        while stack and not found:
+        # while breadth-first would first visit every state up to the witness's depth. The
+        # verdict is cached for every state the search settles, not just ``key``: the states
+        # on the path to a witness are live, and after a failed search every state explored is
+        # dead (its successors were all explored). Counters make long chains of new states, so
+        # caching only ``key`` would search them again from each one.
+        stack, parent = [key], {key: None}
+        witness = None
+        while stack:
             k = stack.pop()
+            known = self._live.get(k)
+            if known is False:
+                continue
             behind = self._behind(k[1])
-            if self._live.get(k) or algebra.nullable(k[0], behind):
-                found = True
+            if known or algebra.nullable(k[0], behind):
+                witness = k
                 break
-            if len(seen) > self.limits.max_states:
+            if len(parent) > self.limits.max_states:
                 raise LimitExceeded(
                     f"deciding whether a lookaround state can finish needs more than "
                     f"max_states={self.limits.max_states} states"
@@ -287,11 +294,22 @@ class LazyByteDFA(LazyAutomaton):
                 if t == EMPTY:
                     continue
                 nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))
-                if nk not in seen:
-                    seen.add(nk)
+                if nk not in parent:
+                    parent[nk] = k
+                    if self._live.get(nk) or algebra.nullable(t, self._behind(nk[1])):
+                        witness = nk  # goal test on generation: a closing quote ends at once
+                        break
                     stack.append(nk)
-        self._live[key] = found
-        return found
+            if witness is not None:
+                break
+        if witness is None:
+            for k in parent:
+                self._live[k] = False
+            return False
+        while witness is not None:
+            self._live[witness] = True
+            witness = parent[witness]
+        return True
 
     # ---------------------------------------------------------------- byte level
     def _build_row(self, state: int) -> np.ndarray:

@@ -24,9 +24,11 @@ from transformers.utils.chat_template_utils import Chat
 import structgen
 from structgen.automata.matcher import Matcher
 from structgen.compiler import compile as compile_constraint
-from structgen.constraints import Constraint
+from structgen.constraints import Constraint, JsonSchema, json_schema
+from structgen.constraints import grammar as lark_grammar
 from structgen.decoding.models import from_transformers
 from structgen.decoding.samplers import Greedy, Sample, Sampler
+from structgen.errors import IncompleteOutput
 from structgen.kernels.torch_masks import apply_token_bitmask
 from structgen.vocab import Vocabulary
 
@@ -229,15 +231,11 @@ def _constraint_from(regex: str | None, constraint: Constraint | None, schema: A
                 f"not {type(value).__name__}"
             )
         return value
-    builder_name = "json_schema" if name == "schema" else "grammar"
-    # ``structgen.grammar`` is also the grammar IR subpackage: only a callable is a builder.
-    builder = getattr(structgen, builder_name, None)
-    if not callable(builder):
-        raise NotImplementedError(
-            f"{name}= needs structgen.{builder_name}(), which this version of structgen does "
-            "not provide yet; pass regex= or constraint= instead"
-        )
-    return builder(value)
+    if name == "schema":
+        # As in structgen.generate_json: objects hold only their declared properties, unless
+        # the schema says otherwise.
+        return json_schema(value, extra_properties="forbid")
+    return lark_grammar(value)
 
 
 def _sampler_from(do_sample: bool | None, temperature: float | None, top_p: float | None,
@@ -260,8 +258,12 @@ class StructuredGenerationPipeline(Pipeline):
 
     - `regex` (`str`): the output must match this regular expression in full;
     - `constraint` (`structgen.Constraint`): any structgen constraint (`structgen.choice(...)`);
-    - `schema`, `grammar`: a JSON Schema or a Lark grammar, through `structgen.json_schema` /
-      `structgen.grammar`; while structgen lacks those they raise `NotImplementedError`.
+    - `schema`: a JSON Schema (`dict` or JSON text), a pydantic model class or a Python type,
+      through `structgen.json_schema(schema, extra_properties="forbid")` (as in
+      [`structgen.generate_json`]: objects hold only their declared properties unless the
+      schema says otherwise);
+    - `grammar`: a Lark grammar (text, a `.lark` file, or a ready grammar's name), through
+      `structgen.grammar`.
 
     Without one the output is free text. A prompt is a string or a conversation (a list of
     `{"role": ..., "content": ...}` messages). A conversation is rendered with the tokenizer's chat
@@ -276,7 +278,11 @@ class StructuredGenerationPipeline(Pipeline):
     to `pipeline(...)` are defaults that each call's keywords override.
 
     Returns a list of `{"generated_text": text}` (one per returned sequence), or a list of those
-    for a list of prompts. The text is the answer alone, without the prompt. The prompts of a list
+    for a list of prompts. The text is the answer alone, without the prompt. Under a JSON Schema
+    (`schema=`, or `constraint=structgen.json_schema(...)`) each record also has `"json"`: the
+    document parsed and validated (a model instance for a pydantic model), and an output cut by
+    `max_new_tokens` before the document is complete raises `structgen.IncompleteOutput` (its
+    `partial` holds the text). The prompts of a list
     run one after another (`batch_size` must stay 1); [`structgen.generate`] decodes a batch in one
     loop.
 
@@ -297,6 +303,11 @@ class StructuredGenerationPipeline(Pipeline):
     ...     constraint=sg.choice(["yes", "no"]),
     ... )
     [{'generated_text': 'yes'}]
+    >>> schema = {"type": "object", "properties": {"capital": {"type": "string"}}}
+    >>> out = pipe("What is the capital of France? Answer in JSON.", schema=schema,
+    ...            max_new_tokens=32)
+    >>> out[0]["json"]
+    {'capital': 'Paris'}
     ```
     """
 
@@ -360,15 +371,23 @@ class StructuredGenerationPipeline(Pipeline):
                 "num_return_sequences > 1"
             )
         prompts = [model_inputs["prompt"]] * num_return_sequences
-        texts = structgen.generate(
+        results = structgen.generate(
             self.language_model, prompts, constraint, max_tokens=max_new_tokens,
             sampler=_sampler_from(do_sample, temperature, top_p, top_k), seed=seed,
-            chat=model_inputs["chat"],
+            chat=model_inputs["chat"], return_result=True,
         )
-        return {"texts": texts}
+        records = [{"generated_text": result.text} for result in results]
+        if isinstance(constraint, JsonSchema):
+            for result, record in zip(results, records):
+                if not result.complete:
+                    raise IncompleteOutput(
+                        f"the output reached max_new_tokens={max_new_tokens} before the JSON "
+                        "document was complete; raise max_new_tokens", partial=result.text)
+                record["json"] = constraint.parse(result.text)
+        return {"records": records}
 
-    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, str]]:
-        return [{"generated_text": text} for text in model_outputs["texts"]]
+    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        return model_outputs["records"]
 
 
 PIPELINE_REGISTRY.register_pipeline(

@@ -41,6 +41,36 @@ rejects is rejected with :class:`RegexError`, at the position ``re`` reports (ex
 reports a lone trailing backslash before anything else, and a malformed ``(?<name>`` is ours to
 describe). Groups nest at most 256 deep. Anchors, ``\\b`` and lookarounds become ``Look`` terms;
 ``\\B`` also requires a non-empty string, as in Python 3.11.
+
+The ECMA-262 dialect (``dialect="ecma"``), for JSON Schema's ``pattern`` and
+``patternProperties``, reads ECMAScript syntax with the ``u`` flag (ES2025, so lookbehinds, named
+groups and ``(?ms-ms:...)`` modifiers included) with ECMAScript's meanings, exactly:
+
+* ``^``/``$`` are the start/end of the input only (no final-newline allowance); with MULTILINE
+  also after/before a line terminator (``\\n \\r \\u2028 \\u2029``). ``.`` is any code point
+  but a line terminator (any at all with DOTALL).
+* ``\\d \\w`` are ``[0-9]`` and ``[A-Za-z0-9_]``, ``\\s`` is WhiteSpace and LineTerminator
+  (``\\t \\n \\v \\f \\r``, space, ``\\u00a0 \\u1680 \\u2000-\\u200a \\u2028 \\u2029 \\u202f
+  \\u205f \\u3000 \\ufeff``); ``\\D \\W \\S`` their complements; ``\\b``/``\\B`` use the ASCII word
+  set (``\\B`` matches inside the empty string).
+* Escapes: ``\\f \\n \\r \\t \\v \\0 \\cX \\xHH \\uHHHH \\u{H...}`` (a ``\\uHHHH\\uHHHH`` surrogate
+  pair is one code point, a lone surrogate matches nothing), and a backslash before a syntax
+  character or ``/`` (and ``-`` in a class). Any other escape (``\\a``, ``\\A``, ``\\Z``, ``\\e``,
+  ``\\-`` outside a class, an octal ``\\1`` in a class...) is a syntax error, as are Python-only
+  forms: ``(?P<n>..)``, ``(?P=n)``, ``(?#..)``, ``(?i)``-style global flags, ``{,n}``, a ``{``,
+  ``}`` or ``]`` that is not part of a quantifier or class, quantified assertions.
+* Classes: ``[]`` matches nothing, ``[^]`` anything; ``[`` inside a class is a literal; a range
+  with a class escape as an end is an error.
+* ``\\p{..}``/``\\P{..}``: names and values are matched exactly as ECMA-262 lists them (no loose
+  matching, braces required): general categories (bare, ``gc=`` or ``General_Category=``) and the
+  binary properties ``Any``, ``ASCII``, ``ASCII_Hex_Digit``, ``Assigned``; scripts and the other
+  binary properties raise :class:`UnsupportedRegex`, unknown names :class:`RegexError`.
+  Categories come from the running Python's ``unicodedata``, which may trail the JavaScript
+  engine's Unicode version.
+* Refused as :class:`UnsupportedRegex` (only once the whole pattern is known to be valid):
+  backreferences ``\\1`` and ``\\k<name>``, case-insensitive matching (the IGNORECASE flag or an
+  ``(?i:...)`` modifier), unsupported properties. Group names use Python's identifier tables for
+  ID_Start/ID_Continue; a name may repeat only in different alternatives (ES2025).
 """
 
 from __future__ import annotations
@@ -1289,25 +1319,553 @@ def _combine(operands: list, operators: list[str]) -> tuple[CharSet, CharSet]:
     return operands[0]
 
 
-def parse_regex(pattern: str, flags: int = 0) -> Term:
+# ---------------------------------------------------------------------------------------------
+# The ECMA-262 dialect: ECMAScript patterns with the ``u`` flag, as JSON Schema reads them. The
+# grammar differs from Python's in many small places (what may be escaped, what a ``{`` is, how
+# classes and ranges read), so it has a parser of its own; terms and anchors are shared.
+
+_ECMA_SYNTAX = frozenset("^$\\.*+?()[]{}|")
+_ECMA_CONTROL_ESCAPES = {"f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
+_ECMA_LINE_TERMINATORS = CharSet.chars("\n\r\u2028\u2029")
+# WhiteSpace (TAB, VT, FF, ZWNBSP, the Space_Separator category) and LineTerminator.
+_ECMA_SPACE = CharSet.chars(
+    "\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff"
+) | CharSet.of([(0x2000, 0x200A)])
+_ECMA_CLASSES = {"d": _ASCII_DIGIT, "w": _ASCII_WORD, "s": _ECMA_SPACE}
+_ECMA_FLAGS = {"i": _IGNORECASE, "m": _MULTILINE, "s": _DOTALL}
+# ECMA-262 matches property names and values exactly (no loose matching, no ``L&``).
+_ECMA_CATEGORY_NAMES = {
+    alias: code
+    for code, aliases in _CATEGORY_ALIASES.items()
+    for alias in (code, *aliases)
+    if alias != "L&"
+}
+_ECMA_CATEGORY_KEYS = frozenset({"General_Category", "gc"})
+_ECMA_SCRIPT_KEYS = frozenset({"Script", "sc", "Script_Extensions", "scx"})
+_ASCII_HEX = CharSet.chars("0123456789abcdefABCDEF")
+# The binary properties of ECMA-262's table: valid syntax, but only those we can list exactly
+# (``_ecma_binary_property``) are supported.
+# fmt: off
+_ECMA_BINARY_PROPERTIES = frozenset((
+    "ASCII", "ASCII_Hex_Digit", "AHex", "Alphabetic", "Alpha", "Any", "Assigned", "Bidi_Control",
+    "Bidi_C", "Bidi_Mirrored", "Bidi_M", "Case_Ignorable", "CI", "Cased",
+    "Changes_When_Casefolded", "CWCF", "Changes_When_Casemapped", "CWCM",
+    "Changes_When_Lowercased", "CWL", "Changes_When_NFKC_Casefolded", "CWKCF",
+    "Changes_When_Titlecased", "CWT", "Changes_When_Uppercased", "CWU", "Dash",
+    "Default_Ignorable_Code_Point", "DI", "Deprecated", "Dep", "Diacritic", "Dia", "Emoji",
+    "Emoji_Component", "EComp", "Emoji_Modifier", "EMod", "Emoji_Modifier_Base", "EBase",
+    "Emoji_Presentation", "EPres", "Extended_Pictographic", "ExtPict", "Extender", "Ext",
+    "Grapheme_Base", "Gr_Base", "Grapheme_Extend", "Gr_Ext", "Hex_Digit", "Hex",
+    "IDS_Binary_Operator", "IDSB", "IDS_Trinary_Operator", "IDST", "ID_Continue", "IDC",
+    "ID_Start", "IDS", "Ideographic", "Ideo", "Join_Control", "Join_C", "Logical_Order_Exception",
+    "LOE", "Lowercase", "Lower", "Math", "Noncharacter_Code_Point", "NChar", "Pattern_Syntax",
+    "Pat_Syn", "Pattern_White_Space", "Pat_WS", "Quotation_Mark", "QMark", "Radical",
+    "Regional_Indicator", "RI", "Sentence_Terminal", "STerm", "Soft_Dotted", "SD",
+    "Terminal_Punctuation", "Term", "Unified_Ideograph", "UIdeo", "Uppercase", "Upper",
+    "Variation_Selector", "VS", "White_Space", "space", "XID_Continue", "XIDC", "XID_Start",
+    "XIDS",
+))
+# fmt: on
+
+
+def _ecma_binary_property(name: str) -> CharSet | None:
+    """The binary properties whose sets are fixed by definition or by ``unicodedata``."""
+    if name == "Any":
+        return ANY_CHAR
+    if name == "ASCII":
+        return _ASCII_ALL
+    if name in ("ASCII_Hex_Digit", "AHex"):
+        return _ASCII_HEX
+    if name == "Assigned":
+        return ~_category_sets()["Cn"]
+    return None
+
+
+@functools.cache
+def _ecma_boundary(positive: bool) -> Term:
+    """``\\b`` (``positive``) or ``\\B``: IsWordChar on the ASCII word set, false off the ends."""
+    word = Chars(_ASCII_WORD)
+    before, after = Look(word, False, False), Look(word, True, False)
+    not_before, not_after = Look(word, False, True), Look(word, True, True)
+    if positive:
+        return Alt((Seq((before, not_after)), Seq((not_before, after))))
+    return Alt((Seq((before, after)), Seq((not_before, not_after))))
+
+
+@functools.cache
+def _ecma_anchor(letter: str, multiline: bool) -> Term:
+    """``^`` or ``$``: the ends of the input, or also beside a line terminator (``m`` flag)."""
+    if not multiline:
+        return _START if letter == "^" else _END
+    return Look(Chars(~_ECMA_LINE_TERMINATORS), ahead=letter == "$", negate=True)
+
+
+def _ecma_identifier(name: str) -> bool:
+    """RegExpIdentifierName, with Python's identifier tables standing in for ID_Start and
+    ID_Continue (they differ on a handful of compatibility characters)."""
+    if not name or not (name[0] in "$_" or name[0].isidentifier()):
+        return False
+    return all(c in "$\u200c\u200d" or ("_" + c).isidentifier() for c in name[1:])
+
+
+@dataclass(slots=True)
+class _EcmaFrame:
+    """An open group: its branches of (term, kind) items and the flags that hold inside it."""
+
+    start: int
+    flags: int
+    ident: int
+    look: tuple[bool, bool] | None = None
+    branches: list[list[tuple[Term, int]]] = field(default_factory=list)
+    items: list[tuple[Term, int]] = field(default_factory=list)
+
+
+class _EcmaParser:
+    """One pass over an ECMA-262 pattern (``u`` flag grammar, ES2025 with modifiers).
+
+    Syntax errors are raised where they are found; a well-formed construct we cannot enforce is
+    remembered and raised only once the whole pattern has parsed, so that ``UnsupportedRegex``
+    always means "valid ECMA-262" and ``RegexError`` "invalid".
+    """
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self.p = pattern
+        self.n = len(pattern)
+        self.i = 0
+        self.flags = flags
+        self.groups = 0
+        self.frames = 0
+        self.names: dict[str, list[dict[int, int]]] = {}  # name -> paths of its groups
+        self.numbered_refs: list[tuple[int, int]] = []
+        self.named_refs: list[tuple[str, int]] = []
+        self.deferred: UnsupportedRegex | None = None
+
+    def error(self, message: str, pos: int) -> RegexError:
+        return RegexError(message, self.p, pos)
+
+    def defer(self, construct: str, pos: int, why: str = "") -> None:
+        """Remember the first unsupported construct (raised after the syntax is checked)."""
+        if self.deferred is None:
+            self.deferred = UnsupportedRegex(f"{construct} is not supported{why}", self.p, pos)
+
+    def frame(self, start: int, flags: int) -> _EcmaFrame:
+        self.frames += 1
+        return _EcmaFrame(start, flags, self.frames)
+
+    def source_char(self, k: int) -> tuple[int, int]:
+        """The code point at ``k`` (a surrogate pair in the pattern string is one code point)."""
+        c = ord(self.p[k])
+        if 0xD800 <= c <= 0xDBFF and k + 1 < self.n and 0xDC00 <= ord(self.p[k + 1]) <= 0xDFFF:
+            return 0x10000 + ((c - 0xD800) << 10) + (ord(self.p[k + 1]) - 0xDC00), k + 2
+        return c, k + 1
+
+    # -- the main loop -------------------------------------------------------------------------
+
+    def parse(self) -> Term:
+        p, n = self.p, self.n
+        root = self.frame(0, self.flags)
+        stack = [root]
+        while self.i < n:
+            frame = stack[-1]
+            c = p[self.i]
+            if c == "|":
+                frame.branches.append(frame.items)
+                frame.items = []
+                self.i += 1
+            elif c == ")":
+                if len(stack) == 1:
+                    raise self.error("unmatched )", self.i)
+                self.i += 1
+                stack.pop()
+                stack[-1].items.append(self.close_group(frame))
+            elif c == "(":
+                child = self.open_group(stack)
+                if len(stack) > _MAX_NESTING:
+                    raise self.error(f"groups nested deeper than {_MAX_NESTING}", child.start)
+                stack.append(child)
+            elif c in "*+?{":
+                self.quantify(frame)
+            elif c in "}]":
+                raise self.error(f"lone {c}", self.i)
+            else:
+                frame.items.append(self.atom(frame))
+        if len(stack) > 1:
+            raise self.error("missing ), unterminated group", stack[-1].start)
+        for number, pos in self.numbered_refs:
+            if number > self.groups:
+                raise self.error(f"backreference \\{number} to a group that does not exist", pos)
+        for name, pos in self.named_refs:
+            if name not in self.names:
+                raise self.error(f"backreference to an unknown group name {name!r}", pos)
+        if self.deferred is not None:
+            raise self.deferred
+        return self.close_group(root)[0]
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def open_group(self, stack: list[_EcmaFrame]) -> _EcmaFrame:
+        p, start = self.p, self.i
+        parent = stack[-1]
+        child = self.frame(start, parent.flags)
+        if not p.startswith("(?", start):
+            self.i = start + 1
+            self.groups += 1
+            return child
+        k = start + 2
+        if p.startswith(":", k):
+            self.i = k + 1
+        elif p.startswith("=", k) or p.startswith("!", k):
+            child.look = (True, p[k] == "!")
+            self.i = k + 1
+        elif p.startswith("<=", k) or p.startswith("<!", k):
+            child.look = (False, p[k + 1] == "!")
+            self.i = k + 2
+        elif p.startswith("<", k):
+            name, self.i = self.group_name(k)
+            path = {f.ident: len(f.branches) for f in stack}
+            for other in self.names.get(name, ()):
+                # ES2025: one name twice only in different alternatives of some disjunction.
+                if not any(other.get(ident, branch) != branch for ident, branch in path.items()):
+                    raise self.error(f"duplicate group name {name!r}", k + 1)
+            self.names.setdefault(name, []).append(path)
+            self.groups += 1
+        else:
+            child.flags, self.i = self.modifiers(start, parent.flags)
+        return child
+
+    def modifiers(self, start: int, flags: int) -> tuple[int, int]:
+        """``(?ims-ims:``: the flags inside the group and the index after ``:``."""
+        p, k = self.p, start + 2
+        letters = ["", ""]
+        side = 0
+        while k < self.n and (p[k] in _ECMA_FLAGS or (p[k] == "-" and side == 0)):
+            if p[k] == "-":
+                side = 1
+            else:
+                letters[side] += p[k]
+            k += 1
+        add, remove = letters
+        if not p.startswith(":", k) or (side == 0 and not add):
+            raise self.error("invalid group", start)
+        if side == 1 and not add and not remove:
+            raise self.error("invalid group modifiers: nothing to change", start)
+        if len(set(add + remove)) != len(add + remove):
+            raise self.error("invalid group modifiers: a flag repeated", start)
+        if "i" in add:
+            self.defer("the i modifier (case-insensitive matching)", start)
+        for letter in add:
+            flags |= _ECMA_FLAGS[letter]
+        for letter in remove:
+            flags &= ~_ECMA_FLAGS[letter]
+        return flags & (_MULTILINE | _DOTALL), k + 1
+
+    def group_name(self, k: int) -> tuple[str, int]:
+        """``<name>`` at ``k``: the name (escapes decoded) and the index after ``>``."""
+        p, n = self.p, self.n
+        j = k + 1
+        chars = []
+        while j < n and p[j] != ">":
+            if p[j] == "\\":
+                if not p.startswith("u", j + 1):
+                    raise self.error("invalid escape in a group name", j)
+                cp, j = self.unicode_escape(j)
+            else:
+                cp, j = self.source_char(j)
+            chars.append(chr(cp))
+        if j >= n:
+            raise self.error("unterminated group name", k)
+        name = "".join(chars)
+        if not _ecma_identifier(name):
+            raise self.error(f"invalid group name {name!r}", k + 1)
+        return name, j + 1
+
+    def close_group(self, frame: _EcmaFrame) -> tuple[Term, int]:
+        """The item a closed group becomes: lookarounds cannot be quantified under ``u``."""
+        branches = frame.branches + [frame.items]
+        term = _alternation([_sequence([t for t, _ in b]) for b in branches])
+        if frame.look is not None:
+            return Look(term, *frame.look), _ANCHOR
+        return term, _ATOM
+
+    # -- quantifiers ---------------------------------------------------------------------------
+
+    def quantify(self, frame: _EcmaFrame) -> None:
+        p, start = self.p, self.i
+        c = p[start]
+        if c == "{":
+            counted = self.braces(start)
+            if counted is None:
+                raise self.error("incomplete quantifier", start)
+            low, high, end = counted
+        else:
+            low, high = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+            end = start + 1
+        if not frame.items or frame.items[-1][1] != _ATOM:
+            raise self.error("nothing to repeat", start)
+        if p.startswith("?", end):
+            end += 1
+        frame.items[-1] = (_repeat(frame.items[-1][0], low, high), _REPEAT)
+        self.i = end
+
+    def braces(self, start: int) -> tuple[int, int | None, int] | None:
+        """``{m}``, ``{m,}``, ``{m,n}`` at ``start`` as (min, max, end); None if malformed."""
+        p = self.p
+        k = start + 1
+        lo = self.digits(k)
+        if not lo:
+            return None
+        k += len(lo)
+        hi = lo
+        if p.startswith(",", k):
+            hi = self.digits(k + 1)
+            k += 1 + len(hi)
+        if not p.startswith("}", k):
+            return None
+        low, high = int(lo), int(hi) if hi else None
+        if high is not None and high < low:
+            raise self.error("numbers out of order in {} quantifier", start)
+        return low, high, k + 1
+
+    def digits(self, k: int) -> str:
+        j = k
+        while j < self.n and self.p[j] in _DIGITS:
+            j += 1
+        return self.p[k:j]
+
+    # -- atoms and escapes -----------------------------------------------------------------------
+
+    def atom(self, frame: _EcmaFrame) -> tuple[Term, int]:
+        """A literal, escape, class, ``.``, ``^`` or ``$`` at the cursor."""
+        c = self.p[self.i]
+        if c == "\\":
+            return self.escape(frame)
+        if c == "[":
+            return Chars(self.char_class()), _ATOM
+        if c in ".^$":
+            self.i += 1
+            if c == ".":
+                dotall = bool(frame.flags & _DOTALL)
+                return Chars(ANY_CHAR if dotall else ~_ECMA_LINE_TERMINATORS), _ATOM
+            return _ecma_anchor(c, bool(frame.flags & _MULTILINE)), _ANCHOR
+        cp, self.i = self.source_char(self.i)
+        return _literal_term(cp, 0), _ATOM
+
+    def escape(self, frame: _EcmaFrame) -> tuple[Term, int]:
+        """AtomEscape: an assertion, backreference, class escape or character escape."""
+        p, start = self.p, self.i
+        if start + 1 >= self.n:
+            raise self.error("\\ at end of pattern", start)
+        c = p[start + 1]
+        if c in "bB":
+            self.i = start + 2
+            return _ecma_boundary(c == "b"), _ANCHOR
+        if c in "123456789":
+            digits = self.digits(start + 1)
+            self.i = start + 1 + len(digits)
+            self.numbered_refs.append((int(digits), start))
+            self.defer(f"backreference \\{digits}", start)
+            return EPSILON, _ATOM
+        if c == "k":
+            if not p.startswith("<", start + 2):
+                raise self.error("invalid named reference", start)
+            name, self.i = self.group_name(start + 2)
+            self.named_refs.append((name, start))
+            self.defer(f"backreference \\k<{name}>", start)
+            return EPSILON, _ATOM
+        if c in "dDsSwWpP":
+            charset, self.i = self.class_escape(start)
+            return Chars(charset), _ATOM
+        cp, self.i = self.character_escape(start, in_class=False)
+        return _literal_term(cp, 0), _ATOM
+
+    def character_escape(self, start: int, in_class: bool) -> tuple[int, int]:
+        """CharacterEscape at ``start`` (the backslash): the code point and the index after it."""
+        p = self.p
+        c = p[start + 1]
+        k = start + 2
+        if c in _ECMA_CONTROL_ESCAPES:
+            return _ECMA_CONTROL_ESCAPES[c], k
+        if c == "c":
+            if p[k : k + 1] in _ASCII_LETTERS:
+                return ord(p[k]) % 32, k + 1
+            raise self.error("invalid control escape: \\c takes an ASCII letter", start)
+        if c == "0":
+            if p[k : k + 1] in _DIGITS:
+                raise self.error("invalid decimal escape", start)
+            return 0, k
+        if c == "x":
+            hex_digits = p[k : k + 2]
+            if len(hex_digits) == 2 and all(h in _HEXDIGITS for h in hex_digits):
+                return int(hex_digits, 16), k + 2
+            raise self.error("invalid escape \\x: two hex digits expected", start)
+        if c == "u":
+            return self.unicode_escape(start)
+        if c in _ECMA_SYNTAX or c == "/" or (in_class and c == "-"):
+            return ord(c), k
+        raise self.error(f"invalid escape \\{c}", start)
+
+    def hex4(self, k: int) -> int | None:
+        digits = self.p[k : k + 4]
+        if len(digits) == 4 and all(h in _HEXDIGITS for h in digits):
+            return int(digits, 16)
+        return None
+
+    def unicode_escape(self, start: int) -> tuple[int, int]:
+        """``\\u{H...}``, ``\\uHHHH``, or a ``\\uHHHH\\uHHHH`` surrogate pair (one code point);
+        a lone surrogate stays a surrogate, which matches nothing."""
+        p = self.p
+        k = start + 2
+        if p.startswith("{", k):
+            j = k + 1
+            while j < self.n and p[j] in _HEXDIGITS:
+                j += 1
+            if j == k + 1 or not p.startswith("}", j):
+                raise self.error("invalid Unicode escape", start)
+            value = int(p[k + 1 : j], 16)
+            if value > MAX_CODE_POINT:
+                raise self.error("Unicode escape beyond U+10FFFF", start)
+            return value, j + 1
+        value = self.hex4(k)
+        if value is None:
+            raise self.error("invalid Unicode escape: four hex digits expected", start)
+        k += 4
+        if 0xD800 <= value <= 0xDBFF and p.startswith("\\u", k):
+            low = self.hex4(k + 2)
+            if low is not None and 0xDC00 <= low <= 0xDFFF:
+                return 0x10000 + ((value - 0xD800) << 10) + (low - 0xDC00), k + 6
+        return value, k
+
+    def class_escape(self, start: int) -> tuple[CharSet, int]:
+        """``\\d \\D \\s \\S \\w \\W \\p{..} \\P{..}`` at ``start``: the set and the index after."""
+        c = self.p[start + 1]
+        if c in "pP":
+            charset, end = self.property(start)
+            return (~charset if c == "P" else charset), end
+        charset = _ECMA_CLASSES[c.lower()]
+        return (charset if c.islower() else ~charset), start + 2
+
+    def property(self, start: int) -> tuple[CharSet, int]:
+        """``\\p{name}``, ``\\p{key=value}``: general categories and a few binary properties;
+        scripts and the other binary properties are valid but unsupported."""
+        p = self.p
+        close = p.find("}", start + 3) if p.startswith("{", start + 2) else -1
+        if close < 0:
+            raise self.error("invalid property escape: \\p{name} expected", start)
+        body = p[start + 3 : close]
+        key, sep, value = body.partition("=")
+        charset = None
+        if sep and key in _ECMA_CATEGORY_KEYS:
+            code = _ECMA_CATEGORY_NAMES.get(value)
+        elif sep and key in _ECMA_SCRIPT_KEYS and value.replace("_", "").isalnum():
+            code = None
+            self.defer(f"Unicode script property {body!r}", start, " (unicodedata has no scripts)")
+            charset = EMPTY_SET
+        elif sep:
+            code = None
+        else:
+            code = _ECMA_CATEGORY_NAMES.get(body)
+            if code is None and body in _ECMA_BINARY_PROPERTIES:
+                charset = _ecma_binary_property(body)
+                if charset is None:
+                    why = " (unicodedata has no table for it)"
+                    self.defer(f"Unicode binary property {body!r}", start, why)
+                    charset = EMPTY_SET
+        if code is not None:
+            charset = _property_charset(code)
+        if charset is None:
+            raise self.error(f"unknown Unicode property {body!r}", start)
+        return charset, close + 1
+
+    def char_class(self) -> CharSet:
+        """A ``[...]`` class at the cursor (``[]`` matches nothing, ``[^]`` anything)."""
+        p, n, start = self.p, self.n, self.i
+        k = start + 1
+        negate = p.startswith("^", k)
+        k += negate
+        ranges: list[tuple[int, int]] = []
+        sets: list[CharSet] = []
+        while True:
+            if k >= n:
+                raise self.error("unterminated character class", start)
+            if p[k] == "]":
+                k += 1
+                break
+            first_pos = k
+            first, k = self.class_atom(k)
+            if p.startswith("-", k) and k + 1 < n and p[k + 1] != "]":
+                second, k = self.class_atom(k + 1)
+                if isinstance(first, CharSet) or isinstance(second, CharSet):
+                    raise self.error("invalid character class range: a class escape", first_pos)
+                if first > second:
+                    raise self.error("range out of order in character class", first_pos)
+                ranges.append((first, second))
+            elif isinstance(first, CharSet):
+                sets.append(first)
+            else:
+                ranges.append((first, first))
+        self.i = k
+        charset = CharSet.of(ranges)
+        for extra in sets:
+            charset |= extra
+        return ~charset if negate else charset
+
+    def class_atom(self, k: int) -> tuple[int | CharSet, int]:
+        """One ClassAtom at ``k``: a code point or (for a class escape) a set."""
+        p = self.p
+        if p[k] != "\\":
+            return self.source_char(k)
+        if k + 1 >= self.n:
+            raise self.error("\\ at end of pattern", k)
+        c = p[k + 1]
+        if c == "b":
+            return 8, k + 2
+        if c in "dDsSwWpP":
+            return self.class_escape(k)
+        return self.character_escape(k, in_class=True)
+
+
+def _parse_ecma(pattern: str, flags: int) -> Term:
+    """``parse_regex`` in the ECMA-262 dialect (see the module docstring)."""
+    unknown = flags & ~(_MULTILINE | _DOTALL | _UNICODE | _IGNORECASE)
+    if unknown:
+        raise RegexError(f"flags {unknown:#x} have no ECMA-262 counterpart (only i, m, s)")
+    parser = _EcmaParser(pattern, flags & (_MULTILINE | _DOTALL))
+    if flags & _IGNORECASE:
+        parser.defer("the IGNORECASE flag (ECMA-262 i)", 0)
+    return parser.parse()
+
+
+def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python") -> Term:
     """The regular term whose language is ``{s : re.fullmatch(pattern, s, flags)}``.
 
     Args:
-        pattern: a pattern in Python ``re`` syntax, with the extensions the module docstring lists.
+        pattern: a pattern in Python ``re`` syntax, with the extensions the module docstring
+            lists, or (``dialect="ecma"``) an ECMA-262 pattern as JSON Schema reads it.
         flags: ``re`` flags (IGNORECASE, DOTALL, MULTILINE, VERBOSE, ASCII; UNICODE and DEBUG are
-            accepted and change nothing).
+            accepted and change nothing). In the ECMA dialect only MULTILINE and DOTALL (ECMA's
+            ``m`` and ``s``) and UNICODE (a no-op: ``u`` is always on) are available.
+        dialect: ``"python"`` or ``"ecma"``.
 
     Returns:
-        A term over Unicode scalar values; its language is Python's, or a subset of it where the
-        module docstring says so.
+        A term over Unicode scalar values that must match the whole string; its language is
+        Python's (a subset of it where the module docstring says so), or in the ECMA dialect
+        the strings that ECMAScript's ``new RegExp(pattern, "u")`` matches in full.
 
     Raises:
-        RegexError: the pattern is malformed (``pos`` is the 0-based offset, as in ``re.error``).
-        UnsupportedRegex: a construct whose language structgen cannot enforce exactly.
+        RegexError: the pattern is malformed (``pos`` is the 0-based offset, as in ``re.error``);
+            in the ECMA dialect, exactly when it is not valid ECMA-262 ``u``-mode syntax (as far
+            as the module docstring's tables go).
+        UnsupportedRegex: a construct whose language structgen cannot enforce exactly (in the
+            ECMA dialect only for patterns that are otherwise valid).
+        ValueError: an unknown ``dialect``.
     """
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be str, not {type(pattern).__name__}")
     flags = int(flags)
+    if dialect == "ecma":
+        return _parse_ecma(pattern, flags)
+    if dialect != "python":
+        raise ValueError(f"unknown regex dialect {dialect!r} (expected 'python' or 'ecma')")
     if flags & ~_KNOWN_FLAGS:
         raise RegexError(f"unknown flags {flags & ~_KNOWN_FLAGS:#x}")
     if flags & _LOCALE:
