@@ -136,7 +136,9 @@ class JsonSchema(Constraint):
                             self.strict)
         language = compile_schema(schema, settings)
         if isinstance(language, GrammarIR):
-            language = _regular_or_grammar(inline_regular(language))
+            # Not ``inline_regular``: the compiler keeps values regular exactly up to the size
+            # where one term's derivatives stop being cheap (see ``MAX_TERM_SIZE``).
+            language = _regular_or_grammar(language)
         if language == NOTHING:
             raise EmptyLanguage("the JSON Schema accepts no value")
         object.__setattr__(self, "schema", schema)

@@ -1015,8 +1015,9 @@ ECMA_SYNTAX_ERRORS = [
     # Python-only syntax
     "(?P<name>x)", "(?P<n>a)(?P=n)", "(?#comment)a", "(?i)abc", "(?ims)abc", r"\Aab", r"ab\Z",
     "a{,3}", r"\N{DIGIT ONE}", r"\U0001F600", "(?a:x)", "(?x)a", "(?>a)", "a*+", "a++", "(?(1)a)",
-    # u-mode strictness
-    r"\a", r"\e", r"\z", r"\-", r"\_", r"\ ", "a{", "{", "}", "]", "a{1", "x{2,1}", "a{1,2",
+    # u-mode strictness (an escaped ASCII symbol such as \- or \' is a literal: Annex B, and
+    # what real schemas write; see test_ecma_identity_escapes_of_symbols_are_literals)
+    r"\a", r"\e", r"\z", "a{", "{", "}", "]", "a{1", "x{2,1}", "a{1,2",
     r"[\1]", r"[\d-z]", r"[a-\d]", "[z-a]", r"\c", r"\c1", r"[\c_]", r"\x4", r"\xg0", r"\u12",
     r"\u{}", r"\u{110000}", r"\u{12", r"\00", r"\01", "^*", "$+", r"\b*", "(?=a)*", "(?<!a){2}",
     "a**", "a*??", "(", ")", "a)", "[", "[a", "\\", "(?", "(?<", "(?<>a)", "(?<1a>x)",
@@ -1024,6 +1025,13 @@ ECMA_SYNTAX_ERRORS = [
     r"\p{gc=Foo}", r"\p{Foo}", r"\p{Lu=Yes}", r"\p{ASCII=Yes}", r"\p", r"\p{L", "(?ii:a)",
     "(?i-i:a)", "(?-:a)", "(?s-s:a)", "(?q:a)", "^(abc]", r"[\B]", r"[\k]",
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize("symbol", list("-_ '\"#%&,:;<=>@`~!"))
+def test_ecma_identity_escapes_of_symbols_are_literals(symbol):
+    assert ecma_search(f"^\\{symbol}$", symbol)
+    assert ecma_search(f"^[\\{symbol}]$", symbol)
+    assert not ecma_search(f"^\\{symbol}$", "\\" + symbol)
 
 
 @pytest.mark.parametrize("pattern", ECMA_SYNTAX_ERRORS)

@@ -23,7 +23,7 @@ from structgen.automata.derivatives import EMPTY, TermAlgebra
 from structgen.automata.utf8 import utf8_sequences
 from structgen.errors import LimitExceeded
 from structgen.grammar.charset import ANY_CHAR, MAX_CODE_POINT, CharSet
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import Chars, Look, Repeat, Seq, Term, subterms
 
 DEAD = -1
 UNKNOWN = -2
@@ -82,18 +82,7 @@ _MINTERM_CACHE: dict[tuple[CharSet, ...], list[CharSet]] = {}
 
 
 def _lookbehind_nodes(term: Term) -> list[Look]:
-    found, stack = [], [term]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Look):
-            if not x.ahead:
-                found.append(x)
-            stack.append(x.body)
-        elif isinstance(x, (Seq, Alt)):
-            stack.extend(x.items)
-        elif isinstance(x, Repeat):
-            stack.append(x.item)
-    return found
+    return [x for x in subterms(term) if isinstance(x, Look) and not x.ahead]
 
 
 class LazyAutomaton:
@@ -161,6 +150,9 @@ class LazyAutomaton:
         return int(self.trans[state, byte])
 
     def walk(self, state: int, data: bytes) -> int:
+        """The state after ``data`` from ``state`` (``DEAD`` stays dead)."""
+        if state < 0:
+            return DEAD
         for byte in data:
             state = self.step(state, byte)
             if state < 0:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from structgen.errors import UnsupportedRegex
 from structgen.grammar.charset import ANY_CHAR, CharSet
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 # Term kinds (first element of a term key).
 _EMPTY, _EPS, _CAT, _OR, _AND, _NOT = range(6)
@@ -416,34 +416,17 @@ class TermAlgebra:
         cached = self._head_look_memo.get(head)
         if cached is None:
             h = self.heads[head]
-            stack, cached = [], h[0] == _H_LOOK
-            if h[0] == _H_ALT:
-                stack.extend(h[1])
-            elif h[0] == _H_REP:
-                stack.append(h[1])
-            while stack and not cached:
-                x = stack.pop()
-                if isinstance(x, Look):
-                    cached = True
-                elif isinstance(x, (Seq, Alt)):
-                    stack.extend(x.items)
-                elif isinstance(x, Repeat):
-                    stack.append(x.item)
+            roots = list(h[1]) if h[0] == _H_ALT else [h[1]] if h[0] == _H_REP else []
+            cached = h[0] == _H_LOOK or any(
+                isinstance(x, Look) for root in roots for x in subterms(root))
             self._head_look_memo[head] = cached
         return cached
 
 
 def _refuse_nested_lookaround(node: Term) -> None:
     """Lookbehind bodies are tracked forward; a lookaround inside one has no fixed meaning here."""
-    stack = [node]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Look):
-            raise UnsupportedRegex("a lookaround or anchor inside a lookbehind")
-        if isinstance(x, (Seq, Alt)):
-            stack.extend(x.items)
-        elif isinstance(x, Repeat):
-            stack.append(x.item)
+    if any(isinstance(x, Look) for x in subterms(node)):
+        raise UnsupportedRegex("a lookaround or anchor inside a lookbehind")
 
 
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))

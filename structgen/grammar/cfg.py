@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -119,6 +120,7 @@ def validate(grammar: Grammar) -> None:
         raise GrammarError(f"terminals matching the empty string: {', '.join(empty)}")
 
 
+@lru_cache(maxsize=1 << 16)  # terms share subterms: memoized, a check is linear in the DAG
 def term_nullable(term: Term) -> bool:
     """Whether ``term`` may match the empty string; a lookaround counts as nullable.
 

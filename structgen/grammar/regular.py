@@ -8,6 +8,7 @@ them: the automaton stage gives them their exact regular semantics.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from structgen.grammar.charset import CharSet
@@ -29,8 +30,17 @@ class Term:
     def __hash__(self) -> int:
         return self._hash
 
+    def __eq__(self, other: object) -> bool:
+        # Identity and the cached hash settle nearly every comparison at once; only equal
+        # hashes compare fields, which again short-circuit on shared subterms.
+        if self is other:
+            return True
+        if type(other) is not type(self) or self._hash != other._hash:
+            return False
+        return _same_term(self, other)
 
-@dataclass(frozen=True, slots=True, eq=True)
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Chars(Term):
     """Exactly one code point from ``charset``."""
 
@@ -39,7 +49,7 @@ class Chars(Term):
     __hash__ = Term.__hash__
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Seq(Term):
     """Concatenation; ``Seq(())`` is the empty string."""
 
@@ -48,7 +58,7 @@ class Seq(Term):
     __hash__ = Term.__hash__
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Alt(Term):
     """Alternation; ``Alt(())`` is the empty language."""
 
@@ -57,7 +67,7 @@ class Alt(Term):
     __hash__ = Term.__hash__
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Repeat(Term):
     """``item`` repeated between ``min`` and ``max`` times (``max=None``: unbounded)."""
 
@@ -68,7 +78,7 @@ class Repeat(Term):
     __hash__ = Term.__hash__
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Look(Term):
     """A zero-width assertion about the text after (``ahead``) or before the current position.
 
@@ -83,8 +93,57 @@ class Look(Term):
     __hash__ = Term.__hash__
 
 
+def _same_term(a: Term, b: Term) -> bool:
+    """Structural equality, each pair of nodes compared once: terms are DAGs with shared
+    subterms, and two equal DAGs built apart would otherwise be compared once per path."""
+    stack, done = [(a, b)], set()
+    while stack:
+        x, y = stack.pop()
+        if x is y or (id(x), id(y)) in done:
+            continue
+        if type(x) is not type(y) or x._hash != y._hash:
+            return False
+        done.add((id(x), id(y)))
+        if isinstance(x, (Seq, Alt)):
+            if len(x.items) != len(y.items):
+                return False
+            stack.extend(zip(x.items, y.items))
+        elif isinstance(x, Repeat):
+            if (x.min, x.max) != (y.min, y.max):
+                return False
+            stack.append((x.item, y.item))
+        elif isinstance(x, Look):
+            if (x.ahead, x.negate) != (y.ahead, y.negate):
+                return False
+            stack.append((x.body, y.body))
+        elif x.charset != y.charset:
+            return False
+    return True
+
+
 EPSILON = Seq(())
 NOTHING = Alt(())
+
+
+def subterms(term: Term) -> Iterator[Term]:
+    """Every node of ``term``, each once (by identity), parents before children.
+
+    Terms share subterms (a schema's optional properties nest), so walking the tree instead of
+    the DAG can take exponential time.
+    """
+    stack, seen = [term], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, (Seq, Alt)):
+            stack.extend(node.items)
+        elif isinstance(node, Repeat):
+            stack.append(node.item)
+        elif isinstance(node, Look):
+            stack.append(node.body)
 
 
 def literal(text: str) -> Term:

@@ -53,7 +53,17 @@ import functools
 
 from structgen.errors import UnsupportedKeyword
 from structgen.grammar.charset import ANY_CHAR, CharSet
-from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, literal
+from structgen.grammar.regular import (
+    NOTHING,
+    Alt,
+    Chars,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    literal,
+    subterms,
+)
 from structgen.sources.regex import parse_regex
 
 __all__ = [
@@ -184,16 +194,7 @@ def encoded_chars(charset: CharSet) -> Term:
 
 
 def _has_look(term: Term) -> bool:
-    stack = [term]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Look):
-            return True
-        if isinstance(node, (Seq, Alt)):
-            stack.extend(node.items)
-        elif isinstance(node, Repeat):
-            stack.append(node.item)
-    return False
+    return any(isinstance(node, Look) for node in subterms(term))
 
 
 def _encode(content: Term, keyword: str) -> Term:

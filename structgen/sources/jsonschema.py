@@ -69,6 +69,9 @@ COMPANIONS = frozenset({"then", "else", "minContains", "maxContains", "additiona
                         "exclusiveMinimum", "exclusiveMaximum"})
 MAX_BRANCHES = 512
 MAX_UNROLL = 2000
+# A value whose term has more nodes becomes a grammar rule: the automaton's states are
+# derivatives of terminals, and derivatives of one huge term cost too much per state.
+MAX_TERM_SIZE = 400
 MAX_FLOATING_KEYS = 4  # required keys without ``properties`` written in any order
 MAX_PRETTY_DEPTH = 24
 
@@ -182,6 +185,7 @@ class Conj:
     upper: Decimal | None = None
     upper_exclusive: bool = False
     multiples: tuple[Decimal, ...] = ()
+    non_multiples: tuple[Decimal, ...] = ()
     string_terms: tuple[Term, ...] = ()
     string_not_terms: tuple[Term, ...] = ()
     min_length: int = 0
@@ -216,6 +220,7 @@ def conj_and(a: Conj, b: Conj) -> Conj | None:
         excluded=a.excluded + b.excluded,
         lower=lower, lower_exclusive=lower_x, upper=upper, upper_exclusive=upper_x,
         multiples=a.multiples + b.multiples,
+        non_multiples=a.non_multiples + b.non_multiples,
         string_terms=a.string_terms + b.string_terms,
         string_not_terms=a.string_not_terms + b.string_not_terms,
         min_length=max(a.min_length, b.min_length),
@@ -342,6 +347,12 @@ class Flattener:
             found = self.views[id(schema)] = {k: v for k, v in schema.items()
                                               if k in self.keywords}
         return found
+
+    def synthetic(self, schema: dict, at: Sub) -> Sub:
+        """A schema made up during compilation, resolved like ``at``. Kept alive for the whole
+        compile: views and caches key on ``id``, which a freed dict would hand to the next."""
+        self.keep.append(schema)
+        return Sub(schema, at.resolver, at.pointer)
 
     def refuse(self, keyword: str, sub: Sub, why: str) -> None:
         """Raise for an assertion we cannot enforce, or warn and go on without it."""
@@ -681,11 +692,10 @@ class Flattener:
     def negate_keyword(self, sub: Sub, keyword: str, value: Any) -> list[Conj]:
         s = sub.schema
 
-        def outside(kinds: set[str]) -> list[Conj]:
-            return [Conj(kinds=KINDS - frozenset(kinds))]
-
+        # A keyword about one kind of value holds for every other kind: its negation is the
+        # values of that kind that fail it, nothing else.
         if keyword == "type":
-            kept = self.local(Sub({"type": value}, sub.resolver, sub.pointer), frozenset())
+            kept = self.local(self.synthetic({"type": value}, sub), frozenset())
             return [Conj(kinds=KINDS - kept.kinds)] if KINDS - kept.kinds else []
         if keyword in ("enum", "const"):
             values = tuple(value) if keyword == "enum" else (value,)
@@ -695,6 +705,10 @@ class Flattener:
                 raise UnsupportedKeyword(keyword, f"{keyword!r} at {sub.pointer}: cannot "
                                          "exclude array or object values")
             return [Conj(excluded=values)]
+        if keyword == "multipleOf":
+            numbers = frozenset({"integer", "fraction"})
+            step = _number(value, sub, "multipleOf")
+            return [Conj(kinds=numbers, non_multiples=(step,))]
         if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if keyword.startswith("exclusive") and self.draft <= 4:
                 return []
@@ -705,40 +719,40 @@ class Flattener:
             numbers = frozenset({"integer", "fraction"})
             flipped = (Conj(kinds=numbers, upper=bound, upper_exclusive=not exclusive) if is_lower
                        else Conj(kinds=numbers, lower=bound, lower_exclusive=not exclusive))
-            return outside(numbers) + [flipped]
+            return [flipped]
         if keyword == "minLength":
             n = _count(value, sub, keyword)
-            return outside({"string"}) + ([Conj(kinds=frozenset({"string"}),
+            return ([Conj(kinds=frozenset({"string"}),
                                                 max_length=n - 1)] if n > 0 else [])
         if keyword == "maxLength":
-            return outside({"string"}) + [Conj(kinds=frozenset({"string"}),
+            return [Conj(kinds=frozenset({"string"}),
                                                min_length=_count(value, sub, keyword) + 1)]
         if keyword in ("pattern", "format"):
-            fields = self.strings(Sub({keyword: value}, sub.resolver, sub.pointer))
+            fields = self.strings(self.synthetic({keyword: value}, sub))
             terms = fields.get("string_terms", ())
             if not terms:
                 return []
-            return outside({"string"}) + [Conj(kinds=frozenset({"string"}),
+            return [Conj(kinds=frozenset({"string"}),
                                                string_not_terms=terms)]
         if keyword == "minItems":
             n = _count(value, sub, keyword)
-            return outside({"array"}) + ([Conj(kinds=frozenset({"array"}), max_items=n - 1)]
+            return ([Conj(kinds=frozenset({"array"}), max_items=n - 1)]
                                          if n > 0 else [])
         if keyword == "maxItems":
-            return outside({"array"}) + [Conj(kinds=frozenset({"array"}),
+            return [Conj(kinds=frozenset({"array"}),
                                               min_items=_count(value, sub, keyword) + 1)]
         if keyword == "minProperties":
             n = _count(value, sub, keyword)
-            return outside({"object"}) + ([Conj(kinds=frozenset({"object"}),
+            return ([Conj(kinds=frozenset({"object"}),
                                                 max_properties=n - 1)] if n > 0 else [])
         if keyword == "maxProperties":
-            return outside({"object"}) + [Conj(kinds=frozenset({"object"}),
+            return [Conj(kinds=frozenset({"object"}),
                                                min_properties=_count(value, sub, keyword) + 1)]
         if keyword == "required":
-            return outside({"object"}) + [Conj(kinds=frozenset({"object"}),
+            return [Conj(kinds=frozenset({"object"}),
                                                forbidden=frozenset({name})) for name in value]
         if keyword == "properties":
-            out = outside({"object"})
+            out: list[Conj] = []
             for name, schema in value.items():
                 inner = self.negate(self.child(sub, schema, "properties", name))
                 if inner:
@@ -833,6 +847,7 @@ Piece = Term | Nonterminal
 ANY_STRING = Repeat(Chars(ANY_CHAR), 0, None)
 # Number literals without an exponent: the only ones whose value a regular term can pin down.
 NO_EXPONENT = Repeat(Chars(CharSet.chars("-.0123456789")), 1, None)
+NUMBER_END = Look(Chars(CharSet.chars("0123456789.eE+-")), ahead=True, negate=True)
 INTEGER_WITHOUT_EXPONENT = Seq((
     Repeat(literal("-"), 0, 1),
     Alt((literal("0"), Seq((Chars(CharSet.chars("123456789")), Repeat(Chars(CharSet.chars(
@@ -877,6 +892,8 @@ class Emitter:
         self.rules: dict[str, list[list[Piece]]] = {}
         self.validators: dict[tuple, Any] = {}
         self.patterns: dict[str, Term] = {}
+        self.sizes: dict[int, int] = {}
+        self.keep_terms: list[Term] = []
         pretty = settings.whitespace == "pretty"
         self.pretty = pretty
         self.gap = (Repeat(Chars(WHITESPACE), 0, settings.max_whitespace)
@@ -932,15 +949,31 @@ class Emitter:
         finally:
             self.building.discard(key)
         alternatives = [alt for alt in alternatives if NOTHING not in alt]
+        result: Piece | None = None
         if key not in self.recursive and all(isinstance(p, Term) for a in alternatives
                                              for p in a):
-            result: Piece = _alt(_seq(a) if a else Seq(()) for a in alternatives) \
+            result = _alt(_seq(a) if a else Seq(()) for a in alternatives) \
                 if alternatives else NOTHING
-        else:
+            if self.size(result) > MAX_TERM_SIZE:
+                result = None
+        if result is None:
             self.rules[self.names[key]] = alternatives
             result = Nonterminal(self.names[key])
         self.results[key] = result
         return result
+
+    def size(self, term: Term) -> int:
+        """The number of nodes of ``term`` as a tree (shared subterms counted each time they
+        occur), which is what a derivative walks."""
+        found = self.sizes.get(id(term))
+        if found is None:
+            children = term.items if isinstance(term, (Seq, Alt)) else \
+                (term.item,) if isinstance(term, Repeat) else \
+                (term.body,) if isinstance(term, Look) else ()
+            found = 1 + sum(self.size(c) for c in children)
+            self.sizes[id(term)] = found
+            self.keep_terms.append(term)  # ids stay valid while the memo lives
+        return found
 
     def node(self, subs: tuple[Sub, ...], depth: int) -> Piece:
         """The piece for a value that must satisfy every schema in ``subs``."""
@@ -1015,8 +1048,15 @@ class Emitter:
             and not isinstance(x, bool))]
         if "integer" not in c.kinds:
             exclude.append(INTEGER_WITHOUT_EXPONENT)
+        # ``not: {multipleOf: m}``: the literals of multiples are excluded, exponent forms
+        # with them (the multiples' term lacks some of them; see ``number_term``).
+        exclude += [number_term(integer=False, multiple_of=(m,)) for m in c.non_multiples]
         if exclude:
-            term = intersect(term, NO_EXPONENT, *(complement(t) for t in exclude))
+            # Checked up to the end of the number, not of the text: a number is followed by a
+            # delimiter inside arrays and objects.
+            checks = [Look(Seq((NO_EXPONENT, NUMBER_END)), ahead=True, negate=False)]
+            checks += [Look(Seq((t, NUMBER_END)), ahead=True, negate=True) for t in exclude]
+            term = Seq((*checks, term))
         return term
 
     def string_content(self, c: Conj) -> Term:

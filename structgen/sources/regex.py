@@ -1702,6 +1702,10 @@ class _EcmaParser:
             return self.unicode_escape(start)
         if c in _ECMA_SYNTAX or c == "/" or (in_class and c == "-"):
             return ord(c), k
+        if c.isascii() and not c.isalnum():
+            # Annex B's identity escapes (``\'``, ``\-``, ``\ ``...): real schemas write them,
+            # and an escaped ASCII symbol means itself in every regex dialect.
+            return ord(c), k
         raise self.error(f"invalid escape \\{c}", start)
 
     def hex4(self, k: int) -> int | None:

@@ -9,7 +9,7 @@ characters.
 from __future__ import annotations
 
 from structgen.grammar.cfg import Grammar, Nonterminal, Terminal
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 __all__ = ["fullmatch", "grammar_accepts"]
 
@@ -142,13 +142,7 @@ def _spans(term: Term, text: str) -> list[set[int]]:
 
 
 def _has_look(term: Term) -> bool:
-    if isinstance(term, Look):
-        return True
-    if isinstance(term, (Seq, Alt)):
-        return any(_has_look(item) for item in term.items)
-    if isinstance(term, Repeat):
-        return _has_look(term.item)
-    return False
+    return any(isinstance(node, Look) for node in subterms(term))
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:

@@ -32,6 +32,15 @@ BENCH_DIR = DATA_DIR / "jsonschemabench" / "dev"
 SKIPPED_FILES = frozenset({"refRemote.json", "vocabulary.json"})
 
 
+DIALECTS = {
+    "draft2020-12": "https://json-schema.org/draft/2020-12/schema",
+    "draft2019-09": "https://json-schema.org/draft/2019-09/schema",
+    "draft7": "http://json-schema.org/draft-07/schema#",
+    "draft6": "http://json-schema.org/draft-06/schema#",
+    "draft4": "http://json-schema.org/draft-04/schema#",
+}
+
+
 @dataclass(frozen=True)
 class Case:
     """One schema with labelled instances."""
@@ -53,7 +62,12 @@ def suite_cases(draft: str, *, formats: bool = True) -> Iterator[Case]:
         if path.name in SKIPPED_FILES:
             continue
         for group in json.loads(path.read_text()):
-            yield Case(str(path.relative_to(SUITE_DIR)), group["description"], group["schema"],
+            schema = group["schema"]
+            if isinstance(schema, dict) and "$schema" not in schema:
+                # The suite runs each file under its draft; structgen reads the dialect from
+                # ``$schema`` (2020-12 when absent), so older drafts name theirs.
+                schema = {"$schema": DIALECTS[draft], **schema}
+            yield Case(str(path.relative_to(SUITE_DIR)), group["description"], schema,
                        tuple((t["data"], t["valid"]) for t in group["tests"]))
 
 
