@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from structgen.automata.byte_dfa import LazyByteDFA
 from structgen.errors import UnsupportedKeyword
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 from structgen.sources import json_formats
 from structgen.sources.json_formats import format_term
 from structgen.testing import reference
@@ -150,27 +150,11 @@ def test_regex_format_is_refused_with_reason():
     assert "regex" in str(caught.value) and "not a regular language" in str(caught.value)
 
 
-def _nodes(term: Term):
-    stack, seen = [term], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        yield node
-        if isinstance(node, (Seq, Alt)):
-            stack.extend(node.items)
-        elif isinstance(node, Repeat):
-            stack.append(node.item)
-        elif isinstance(node, Look):
-            stack.append(node.body)
-
-
 @pytest.mark.parametrize("name", ENFORCED)
 def test_terms_are_cached_and_only_bound_names_by_lookahead(name):
     term = format_term(name)
     assert format_term(name) is term
-    for node in _nodes(term):
+    for node in subterms(term):
         if isinstance(node, Look):
             assert node.ahead and node.negate
             assert isinstance(node.body, Repeat) and node.body.min == node.body.max == 254
