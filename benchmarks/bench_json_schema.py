@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -299,7 +299,8 @@ class Walk:
     (no token allowed, EOS included), ``rejected`` (the engine would not advance by a token its
     own mask allowed), or an Attempt status (``refused``, ``timeout``, ``crash``). A finished
     document's ``verdict`` is ``valid``, ``invalid`` or ``unchecked`` (``jsonschema`` could not
-    decide); ``text`` is kept for the documents that are not valid and for stuck walks.
+    decide); ``text`` is kept for the documents that are not valid and for stuck or rejected
+    walks.
     """
 
     outcome: str
@@ -320,7 +321,7 @@ def mask_words(run: bm.Run) -> np.ndarray:
     return run.bitmask[0].view(np.uint32)
 
 
-def pack(ids: Iterator[int] | Sequence[int], num_words: int) -> np.ndarray:
+def pack(ids: Iterable[int], num_words: int) -> np.ndarray:
     """Packed ``uint32`` words with the bits of ``ids`` set."""
     bits = np.zeros(num_words * 32, dtype=bool)
     bits[list(ids)] = True
@@ -432,6 +433,8 @@ class SchemaResult:
 
 @dataclass
 class Settings:
+    """The command line's knobs of the JSONSchemaBench part (see ``parse_args``)."""
+
     time_limit: float
     walks: int
     max_tokens: int
