@@ -31,6 +31,8 @@ from structgen.errors import (
 from structgen.vocab import Vocabulary
 
 __all__ = [
+    "AWRS",
+    "SMC",
     "Constraint",
     "EmptyLanguage",
     "GenerationResult",
@@ -78,6 +80,8 @@ _LAZY = {
     "generate_json": "structgen.api",
     "stream": "structgen.api",
     "GenerationResult": "structgen.decoding.loop",
+    "AWRS": "structgen.decoding.awrs",
+    "SMC": "structgen.decoding.smc",
     "Greedy": "structgen.decoding.samplers",
     "Sample": "structgen.decoding.samplers",
     "Sampler": "structgen.decoding.samplers",

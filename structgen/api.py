@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 import string
 import sys
@@ -19,6 +20,7 @@ from structgen.constraints import Constraint, JsonSchema, json_schema
 from structgen.decoding.loop import DecodeRun, GenerationResult, stream_text
 from structgen.decoding.models import LanguageModel, Prompt
 from structgen.decoding.samplers import Sampler
+from structgen.decoding.smc import SMC, SMCRun
 from structgen.errors import IncompleteOutput
 
 
@@ -30,8 +32,9 @@ def _is_batch(prompt) -> bool:
 
 def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
              constraint: Constraint | Sequence[Constraint | None] | None = None, *,
-             max_tokens: int = 256, sampler: Sampler | None = None, seed: int | None = None,
-             chat: bool | None = None, return_result: bool = False):
+             max_tokens: int = 256, sampler: Sampler | SMC | None = None,
+             seed: int | None = None, chat: bool | None = None, return_result: bool = False,
+             return_particles: bool = False):
     """Generate text from ``model``, every output inside ``constraint``.
 
     Args:
@@ -41,15 +44,25 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
         constraint: a constraint (``sg.regex(...)`` and friends), ``None`` for free text, or a
             list with one per prompt of a batch.
         max_tokens: the most tokens generated per output (EOS not counted).
-        sampler: ``sg.Greedy()`` (default) or ``sg.Sample(temperature=..., top_p=..., top_k=...)``.
-            The model's own generation config is never applied.
+        sampler: ``sg.Greedy()`` (default), ``sg.Sample(temperature=..., top_p=..., top_k=...)``
+            (both mask the whole vocabulary), ``sg.AWRS(temperature=...)`` (the same
+            distribution as ``Sample`` by checking single tokens), or ``sg.SMC(particles=...)``
+            (sequential Monte Carlo: outputs from the global constrained distribution). The
+            model's own generation config is never applied.
         seed: makes sampling reproducible.
         return_result: return :class:`GenerationResult` objects (text, token ids,
             log-probabilities, finish reason, timings, statistics) instead of strings.
+        return_particles: with ``sg.SMC``, return :class:`~structgen.decoding.smc.SMCResult`
+            objects: the result of the particle drawn, with every particle and its weight and
+            the log marginal-likelihood estimate (implies ``return_result``).
 
     Returns:
         The text (a list for a batch), or result objects with ``return_result=True``. An output
         cut by ``max_tokens`` is returned as it stands (``finish_reason == "length"``).
+
+    Raises:
+        IncompleteOutput: with ``sg.SMC``, when every particle of a prompt was cut by
+            ``max_tokens`` or ruled out by the potential (there is no output to draw).
     """
     batch = _is_batch(prompt)
     prompts = list(prompt) if batch else [prompt]
@@ -59,10 +72,22 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
         constraints = list(constraint)
     else:
         constraints = [constraint] * len(prompts)
-    run = DecodeRun(model, prompts, constraints, sampler, max_tokens, seed, chat)
-    for _ in run.steps():
-        pass
-    results = run.results()
+    if isinstance(sampler, SMC):
+        results = SMCRun(model, prompts, constraints, sampler, max_tokens, seed, chat).run()
+        for index, result in enumerate(results):
+            if result.log_marginal_likelihood == -math.inf:
+                which = f"prompt {index} of the batch" if batch else "the prompt"
+                raise IncompleteOutput(
+                    f"every SMC particle of {which} was cut by max_tokens={max_tokens} or ruled "
+                    "out by the potential; raise max_tokens", partial=result.text)
+        return_result = return_result or return_particles
+    elif return_particles:
+        raise ValueError("return_particles=True needs sampler=sg.SMC(...)")
+    else:
+        run = DecodeRun(model, prompts, constraints, sampler, max_tokens, seed, chat)
+        for _ in run.steps():
+            pass
+        results = run.results()
     out: list = results if return_result else [r.text for r in results]
     return out if batch else out[0]
 
@@ -73,6 +98,9 @@ def stream(model: LanguageModel, prompt: Prompt, constraint: Constraint | None =
     """Like :func:`generate` for one prompt, yielding the text piece by piece as it comes."""
     if _is_batch(prompt):
         raise ValueError("stream() takes one prompt; use generate() for a batch")
+    if isinstance(sampler, SMC):
+        raise TypeError("stream() cannot use sg.SMC: the output is chosen only when every "
+                         "particle has finished; use generate()")
     run = DecodeRun(model, [prompt], [constraint], sampler, max_tokens, seed, chat)
     yield from stream_text(run)
 

@@ -97,13 +97,32 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sampler(args: argparse.Namespace):
+    """The sampler the ``--sampler``, ``--temperature`` and ``--particles`` options ask for."""
+    import structgen as sg
+
+    name, temperature = args.sampler, args.temperature
+    if name is None:
+        name = "sample" if temperature else "greedy"
+    if name == "greedy":
+        if temperature:
+            raise SystemExit("structgen: --sampler greedy takes no --temperature")
+        return sg.Greedy()
+    if name == "sample":
+        return sg.Sample(temperature=1.0 if temperature is None else temperature)
+    awrs = sg.AWRS(temperature=1.0 if temperature is None else temperature)
+    if name == "awrs":
+        return awrs
+    return sg.SMC(particles=args.particles, proposal=awrs)
+
+
 def generate(args: argparse.Namespace) -> int:
     """Generate one output for the prompt under the constraint and print it."""
     import structgen as sg
 
     constraint = _constraint(args)
+    sampler = _sampler(args)
     model = sg.load_model(args.model)
-    sampler = sg.Sample(temperature=args.temperature) if args.temperature > 0 else sg.Greedy()
     result = sg.generate(model, args.prompt, constraint, max_tokens=args.max_tokens,
                          sampler=sampler, seed=args.seed, return_result=True)
     document = args.schema is not None and result.complete
@@ -116,6 +135,8 @@ def generate(args: argparse.Namespace) -> int:
             "tokens": len(result.token_ids),
             "timings": result.timings,
             "statistics": result.statistics,
+            **({"log_marginal_likelihood": result.log_marginal_likelihood}
+               if hasattr(result, "log_marginal_likelihood") else {}),
         }, indent=2, ensure_ascii=False))
     elif document:
         print(json.dumps(value, indent=2, ensure_ascii=False))
@@ -188,8 +209,17 @@ def main(argv: list[str] | None = None) -> int:
                                  help="a model folder or hub id (default: the embedded "
                                       "SmolLM2-135M-Instruct)")
     generate_parser.add_argument("--max-tokens", type=int, default=256)
-    generate_parser.add_argument("--temperature", type=float, default=0.0,
-                                 help="0 (default) decodes greedily")
+    generate_parser.add_argument("--sampler", choices=("greedy", "sample", "awrs", "smc"),
+                                 default=None,
+                                 help="greedy (default at temperature 0), sample (masked "
+                                      "sampling, default at temperature > 0), awrs (adaptive "
+                                      "weighted rejection sampling), smc (sequential Monte "
+                                      "Carlo with AWRS proposals)")
+    generate_parser.add_argument("--particles", type=int, default=8,
+                                 help="SMC particles (with --sampler smc)")
+    generate_parser.add_argument("--temperature", type=float, default=None,
+                                 help="sampling temperature (default: 0, greedy, for greedy "
+                                      "and sample; 1 for awrs and smc)")
     generate_parser.add_argument("--seed", type=int, default=None)
     generate_parser.add_argument("--json", action="store_true",
                                  help="print a JSON object with the text, counts and timings")

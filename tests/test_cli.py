@@ -46,6 +46,24 @@ def test_generate_prints_an_output_in_the_language(capsys, one_model_load):
     assert re.fullmatch(r"[KQRBN]?[a-h]?[1-8]?x?[a-h][1-8](=[QRBN])?[+#]?|O-O(-O)?[+#]?", move)
 
 
+@pytest.mark.parametrize("sampler", ["awrs", "smc"])
+def test_generate_with_the_awrs_and_smc_samplers(capsys, one_model_load, sampler):
+    assert cli.main(["generate", "--regex", "(yes|no)", "--sampler", sampler, "--particles",
+                     "3", "--seed", "0", "--json", "Is water wet?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["text"] in ("yes", "no")
+    assert result["statistics"]["checks"] >= 1
+    if sampler == "smc":
+        assert result["statistics"]["particles"] == 3
+        assert result["log_marginal_likelihood"] <= 0
+
+
+def test_generate_refuses_a_temperature_for_greedy(one_model_load):
+    with pytest.raises(SystemExit, match="temperature"):
+        cli.main(["generate", "--regex", "a", "--sampler", "greedy", "--temperature", "0.5",
+                  "x"])
+
+
 PERSON_SCHEMA = {"type": "object", "properties": {
     "name": {"type": "string", "maxLength": 40},
     "born": {"type": "integer", "minimum": 1000, "maximum": 2100},

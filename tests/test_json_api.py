@@ -325,6 +325,15 @@ def _decorated(model, output_type, **kwargs):
     return sg.function(model, **kwargs)(extract)
 
 
+@pytest.mark.parametrize("sampler", [sg.AWRS(), sg.SMC(particles=3)], ids=["AWRS", "SMC"])
+def test_awrs_and_smc_work_through_generate_json_and_the_decorator(toy, sampler):
+    values = sg.generate_json(toy, [""] * 4, ORDER_SCHEMA, sampler=sampler, seed=2)
+    for value in values:
+        jsonschema.validate(value, ORDER_SCHEMA)
+    extract = _decorated(toy, Person, sampler=sampler, seed=3)
+    assert isinstance(extract("some text"), Person)
+
+
 @pytest.mark.parametrize("output_type,check", [
     (int, lambda v: type(v) is int),
     (bool, lambda v: type(v) is bool),

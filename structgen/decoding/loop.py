@@ -1,5 +1,6 @@
-"""The decode loop: one forward pass per step for a whole batch, masks filled row by row from
-each sequence's matcher and applied on the logits' device.
+"""The decode loop: one forward pass per step for a whole batch; the sampler chooses every row's
+token through the rows' matchers (masking samplers fill the batch's masks and apply them on the
+logits' device; AWRS checks single tokens).
 
 The loop is a generator of steps so that ``generate`` (run it out) and ``stream`` (yield text as
 it comes) share it. A row stops at EOS, when its constraint allows nothing but EOS (no forward
@@ -22,7 +23,6 @@ from structgen.compiler import compile as compile_constraint
 from structgen.constraints import Constraint
 from structgen.decoding.models import LanguageModel, Prompt
 from structgen.decoding.samplers import Greedy, Sampler
-from structgen.kernels.torch_masks import apply_token_bitmask
 from structgen.vocab import Vocabulary
 
 
@@ -54,6 +54,7 @@ class _Row:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class StepEvent:
 
 
 @lru_cache(maxsize=8)
-def _text_mask(vocab: Vocabulary) -> np.ndarray:
+def text_mask(vocab: Vocabulary) -> np.ndarray:
     """The mask of an unconstrained row: every text token and EOS, never special or padding."""
     allowed = np.zeros(((vocab.size + 31) // 32) * 32, dtype=np.uint8)
     allowed[[i for i, t in enumerate(vocab.tokens) if t is not None]] = 1
@@ -72,6 +73,48 @@ def _text_mask(vocab: Vocabulary) -> np.ndarray:
     words = np.packbits(allowed, bitorder="little").view(np.uint32)
     words.flags.writeable = False
     return words
+
+
+class RowConstraints:
+    """The :class:`~structgen.decoding.samplers.StepRows` of one step: each row's matcher, or
+    ``None`` for a free row (any text token or EOS, never a special token). Times the work."""
+
+    def __init__(self, matchers: Sequence[Matcher | None], unconstrained: np.ndarray):
+        self.matchers = matchers
+        self.unconstrained = unconstrained
+        self.seconds = 0.0
+
+    def allowed(self, row: int, token_id: int) -> bool:
+        started = time.perf_counter()
+        matcher = self.matchers[row]
+        if matcher is None:
+            words = self.unconstrained
+            ok = 0 <= token_id < 32 * len(words) and bool(
+                (words[token_id >> 5] >> np.uint32(token_id & 31)) & 1)
+        else:
+            ok = matcher.allowed(token_id)
+        self.seconds += time.perf_counter() - started
+        return ok
+
+    def row_mask(self, row: int) -> np.ndarray:
+        matcher = self.matchers[row]
+        if matcher is None:
+            return self.unconstrained
+        started = time.perf_counter()
+        mask = matcher.mask()
+        self.seconds += time.perf_counter() - started
+        return mask
+
+    def bitmask(self) -> np.ndarray:
+        started = time.perf_counter()
+        out = np.empty((len(self.matchers), len(self.unconstrained)), dtype=np.uint32)
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None:
+                out[row] = self.unconstrained
+            else:
+                matcher.fill_mask(out, row)
+        self.seconds += time.perf_counter() - started
+        return out
 
 
 class DecodeRun:
@@ -94,7 +137,7 @@ class DecodeRun:
             for c in constraints
         ]
         self.contexts = [model.encode_prompt(p, chat) for p in prompts]
-        self._unconstrained = _text_mask(vocab)
+        self._unconstrained = text_mask(vocab)
         self._eos = frozenset(vocab.eos_token_ids)
         self.generator = torch.Generator(device=model.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
@@ -113,34 +156,29 @@ class DecodeRun:
         self.forward_passes += 1
         self.timings["prefill_s"] = time.perf_counter() - started
         decode_started = time.perf_counter()
-        words = len(self._unconstrained)
-        bitmask = np.empty((len(active), words), dtype=np.uint32)
         for step in range(self.max_tokens):
-            mask_started = time.perf_counter()
-            for position, index in enumerate(active):
-                matcher = self.rows[index].matcher
-                if matcher is None:
-                    bitmask[position] = self._unconstrained
-                else:
-                    matcher.fill_mask(bitmask, position)
             logprobs = session.logprobs()
-            masked = apply_token_bitmask(logprobs.clone(), bitmask[: len(active)])
-            self.timings["mask_s"] += time.perf_counter() - mask_started
-            chosen = self.sampler.choose(masked, self.generator)
+            rows = RowConstraints([self.rows[i].matcher for i in active], self._unconstrained)
+            selection = self.sampler.select(logprobs, rows, self.generator)
+            self.timings["mask_s"] += rows.seconds
+            chosen = selection.tokens
             chosen_list = chosen.tolist()
             chosen_logprobs = logprobs.gather(1, chosen.view(-1, 1)).view(-1).tolist()
             keep = []
             for position, (index, token) in enumerate(zip(active, chosen_list)):
-                if not self._take(self.rows[index], token, chosen_logprobs[position]):
+                row = self.rows[index]
+                for name, values in selection.counts.items():
+                    row.counts[name] = row.counts.get(name, 0) + values[position]
+                if not self._take(row, token, chosen_logprobs[position]):
                     keep.append(position)
             yield StepEvent([(index, token) for index, token in zip(active, chosen_list)])
             if len(keep) < len(active):
                 active = [active[p] for p in keep]
                 if not active:
                     break
-                rows = torch.tensor(keep, dtype=torch.long)
-                session.select(rows)
-                chosen = chosen[rows.to(chosen.device)]
+                kept = torch.tensor(keep, dtype=torch.long)
+                session.select(kept)
+                chosen = chosen[kept.to(chosen.device)]
             if step + 1 < self.max_tokens:
                 session.append(chosen)
                 self.forward_passes += 1
@@ -183,7 +221,7 @@ class DecodeRun:
                 finish_reason=row.finish_reason or "length",
                 timings=dict(self.timings),
                 statistics={"forward_passes": self.forward_passes,
-                            "tokens": len(row.token_ids)},
+                            "tokens": len(row.token_ids), **row.counts},
             ))
         return out
 

@@ -5,6 +5,8 @@ A ``LanguageModel`` turns prompts into token ids and opens a ``ModelSession`` ov
 contexts. A session holds the incremental cache (for transformers, the KV cache) and answers one
 question: the next-token log-probabilities of every row. Rows are appended to, selected and
 reordered as the loop drops finished sequences (and, later, as SMC resamples particles).
+Speculative decoding scores several drafted tokens in one pass (``extend``) and then keeps, row by
+row, only the ones it accepted (``keep``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,42 @@ class ModelSession(ABC):
     @abstractmethod
     def select(self, rows: torch.Tensor) -> None:
         """Keep only ``rows`` (int64 indices, repeats allowed), in that order."""
+
+    @abstractmethod
+    def extend(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append ``k >= 1`` tokens to every row (a ``(rows, k)`` int64 tensor) in one pass.
+
+        Returns:
+            float32 ``(rows, k + 1, vocab.size)`` log-probabilities: index 0 is the distribution
+            before the first new token (what :meth:`logprobs` returned before the call), index
+            ``j`` the one after the ``j``-th new token. :meth:`logprobs` becomes index ``k``.
+        """
+
+    @abstractmethod
+    def keep(self, counts: torch.Tensor) -> None:
+        """Undo part of the last :meth:`extend`: row ``r`` keeps its first ``counts[r]`` new tokens.
+
+        ``counts`` is a ``(rows,)`` integer tensor with values in ``0..k``. Afterwards
+        :meth:`logprobs` of row ``r`` is index ``counts[r]`` of the extend result, and later calls
+        go on as if the discarded tokens had never been appended.
+
+        Raises:
+            ValueError: the previous call on the session was not :meth:`extend`, or ``counts``
+                has the wrong shape or a value outside ``0..k``.
+        """
+
+
+def check_keep_counts(counts: torch.Tensor, extended: int | None, rows: int) -> torch.Tensor:
+    """``counts`` as a CPU int64 tensor, validated for :meth:`ModelSession.keep` on a session of
+    ``rows`` rows whose last call was an ``extend`` of ``extended`` tokens (None: it was not)."""
+    if extended is None:
+        raise ValueError("keep() is only valid right after extend()")
+    counts = torch.as_tensor(counts, dtype=torch.long).cpu()
+    if counts.shape != (rows,):
+        raise ValueError(f"keep() needs one count per row: shape ({rows},), got {tuple(counts.shape)}")
+    if rows and not (0 <= int(counts.min()) and int(counts.max()) <= extended):
+        raise ValueError(f"keep() counts must lie in 0..{extended}, got {counts.tolist()}")
+    return counts
 
 
 class LanguageModel(ABC):
@@ -97,7 +135,14 @@ class TransformersModel(LanguageModel):
 
 
 class TransformersSession(ModelSession):
-    """A batch in a transformers model: left-padded prompts, attention mask, KV cache."""
+    """A batch in a transformers model: left-padded prompts, attention mask, KV cache.
+
+    Positions come from the attention mask's running sum, so a column whose mask is 0 (left
+    padding, or a drafted token that ``keep`` discarded) is a hole that no later token sees or
+    counts. ``keep`` crops the cache's tail where every row discarded and leaves holes elsewhere;
+    that is exact for full-attention caches, and refused for caches ``crop`` cannot restore
+    (recurrent or linear-attention layers).
+    """
 
     def __init__(self, model: TransformersModel, contexts: list[list[int]]):
         if any(len(c) == 0 for c in contexts):
@@ -112,30 +157,66 @@ class TransformersSession(ModelSession):
             attention[row, width - len(context):] = 1
         self._attention = attention.to(device)
         self._cache = None
-        self._logprobs = self._forward(ids.to(device))
+        self._extended: torch.Tensor | None = None  # the last extend's result, until keep
+        self._logprobs = self._forward(ids.to(device), 1)[:, -1]
 
-    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, positions_out: int) -> torch.Tensor:
+        """Read ``ids`` (the columns just added to the attention mask) into the cache; returns
+        the log-probabilities after each of the last ``positions_out`` of them."""
         positions = (self._attention.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
         kwargs = {self._model.cache_argument: self._cache}
         if self._model.accepts_logits_to_keep:
-            kwargs["logits_to_keep"] = 1  # the prefill needs only the last position's logits
+            kwargs["logits_to_keep"] = positions_out  # a prefill needs only its last position
         with torch.inference_mode():
             out = self._model.model(input_ids=ids, attention_mask=self._attention,
                                     position_ids=positions, use_cache=True, **kwargs)
         self._cache = getattr(out, "cache", None) or out.past_key_values
-        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        return torch.log_softmax(out.logits[:, -positions_out:, :].float(), dim=-1)
 
     def logprobs(self) -> torch.Tensor:
         return self._logprobs
 
+    def _read(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append ``tokens`` (``(rows, k)``) to every row; the log-probabilities after each."""
+        tokens = tokens.to(self._attention.device)
+        self._attention = torch.cat([self._attention, torch.ones_like(tokens)], dim=1)
+        return self._forward(tokens, tokens.shape[1])
+
     def append(self, tokens: torch.Tensor) -> None:
-        tokens = tokens.to(self._attention.device).view(-1, 1)
-        ones = torch.ones_like(tokens)
-        self._attention = torch.cat([self._attention, ones], dim=1)
-        self._logprobs = self._forward(tokens)
+        self._extended = None
+        self._logprobs = self._read(tokens.view(-1, 1))[:, -1]
+
+    def extend(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] == 0:
+            raise ValueError(f"extend() needs a (rows, k >= 1) tensor, got {tuple(tokens.shape)}")
+        after = self._read(tokens)
+        self._extended = torch.cat([self._logprobs.unsqueeze(1), after], dim=1)
+        self._logprobs = after[:, -1]
+        return self._extended
+
+    def keep(self, counts: torch.Tensor) -> None:
+        extended, self._extended = self._extended, None
+        k = None if extended is None else extended.shape[1] - 1
+        counts = check_keep_counts(counts, k, self._attention.shape[0])
+        fewest, most = (int(counts.min()), int(counts.max())) if len(counts) else (k, k)
+        if fewest < k and not getattr(self._cache, "is_croppable", True):
+            raise ValueError("this model's cache cannot be rolled back (recurrent or "
+                             "linear-attention layers), so it cannot discard drafted tokens")
+        tail = k - most  # columns that no row keeps
+        if tail:
+            self._cache.crop(-tail)  # negative: remove that many (a positive n keeps n in 4.x)
+            self._attention = self._attention[:, :-tail]
+        width = k - tail
+        if width:
+            counts = counts.to(self._attention.device)
+            kept = torch.arange(width, device=counts.device) < counts.unsqueeze(1)
+            self._attention[:, -width:] = kept.to(self._attention.dtype)
+        self._logprobs = extended[torch.arange(len(counts), device=extended.device),
+                                  counts.to(extended.device)]
 
     def select(self, rows: torch.Tensor) -> None:
         rows = rows.to(self._attention.device)
+        self._extended = None
         self._attention = self._attention[rows]
         self._logprobs = self._logprobs[rows]
         self._cache.reorder_cache(rows)  # an index_select per layer: drops, repeats, reorders

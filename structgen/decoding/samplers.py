@@ -1,27 +1,88 @@
-"""Token choice from masked log-probabilities: greedy and ancestral sampling.
+"""Token choice at one decode step: greedy, ancestral sampling, and the interface samplers share.
 
-Masking samplers see the model's log-probabilities with disallowed tokens at ``-inf`` and
-renormalise over the rest: exactly the *local* constrained distribution p(x_t | x_<t, allowed).
+A sampler sees the model's next-token log-probabilities for every running row and a
+:class:`StepRows` view of the rows' constraints. Masking samplers (``Greedy``, ``Sample``) fill the
+full allowed-token mask and renormalise over it: exactly the *local* constrained distribution
+p(x_t | x_<t, allowed). ``AWRS`` (``structgen.decoding.awrs``) asks about single tokens instead.
+
+Besides the tokens, a sampler reports each choice's *importance log-weight*
+log p(x) - log q(x), with p the model's unconstrained next-token distribution and q the
+distribution the token was actually drawn from (masked, tempered). Sequential Monte Carlo
+multiplies particle weights by it; a plain decode ignores it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import torch
+
+from structgen.kernels.torch_masks import apply_token_bitmask
+
+
+class StepRows(Protocol):
+    """What a sampler may ask about the constraints of the rows of one step."""
+
+    def allowed(self, row: int, token_id: int) -> bool:
+        """Whether ``token_id`` may come next in ``row`` (no full mask is built)."""
+
+    def bitmask(self) -> np.ndarray:
+        """The packed allowed-token masks of every row, ``(rows, words)`` ``uint32``."""
+
+    def row_mask(self, row: int) -> np.ndarray:
+        """The packed allowed-token mask of one row, ``(words,)`` ``uint32``."""
+
+
+@dataclass
+class Selection:
+    """The tokens a sampler chose for the rows of one step.
+
+    ``log_weights[r]`` is log p(x) - log q(x) for row r's token (an unbiased estimate's log
+    where q's normaliser is estimated, as in AWRS), or ``None`` for a deterministic choice.
+    ``counts`` are sampler statistics for the step (e.g. AWRS ``checks``, ``rejections``).
+    """
+
+    tokens: torch.Tensor
+    log_weights: np.ndarray | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Sampler(ABC):
-    """Chooses one token per row from masked log-probabilities."""
+    """Chooses one token per row of a step."""
+
+    @abstractmethod
+    def select(self, logprobs: torch.Tensor, rows: StepRows, generator: torch.Generator,
+               weighted: bool = False) -> Selection:
+        """Tokens for every row of ``logprobs`` ``(rows, vocab)`` (the model's unconstrained
+        log-probabilities), each allowed by its row's constraint; with ``weighted``, also
+        their importance log-weights (which may cost extra work)."""
+
+
+class MaskingSampler(Sampler):
+    """A sampler that draws from the masked log-probabilities of the whole batch at once."""
+
+    def select(self, logprobs: torch.Tensor, rows: StepRows, generator: torch.Generator,
+               weighted: bool = False) -> Selection:
+        masked = apply_token_bitmask(logprobs.clone(), rows.bitmask())
+        tokens = self.choose(masked, generator)
+        weights = self.log_weights(logprobs, masked, tokens) if weighted else None
+        return Selection(tokens, weights)
 
     @abstractmethod
     def choose(self, masked_logprobs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One token id per row of ``masked_logprobs`` ``(rows, vocab)``, as int64 ``(rows,)``."""
 
+    def log_weights(self, logprobs: torch.Tensor, masked_logprobs: torch.Tensor,
+                    tokens: torch.Tensor) -> np.ndarray | None:
+        """log p(x) - log q(x) per row, or ``None`` when the choice is not a draw."""
+        return None
+
 
 @dataclass(frozen=True)
-class Greedy(Sampler):
+class Greedy(MaskingSampler):
     """The most likely allowed token (ties: the lowest id)."""
 
     def choose(self, masked_logprobs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -29,7 +90,7 @@ class Greedy(Sampler):
 
 
 @dataclass(frozen=True)
-class Sample(Sampler):
+class Sample(MaskingSampler):
     """Sampling from the masked distribution, tempered and truncated.
 
     ``temperature`` divides the log-probabilities (0 means greedy); ``top_k`` keeps the k most
@@ -71,3 +132,13 @@ class Sample(Sampler):
             return masked_logprobs.argmax(dim=-1)
         probs = self.distribution(masked_logprobs.float())
         return torch.multinomial(probs, 1, generator=generator).view(-1)
+
+    def log_weights(self, logprobs: torch.Tensor, masked_logprobs: torch.Tensor,
+                    tokens: torch.Tensor) -> np.ndarray | None:
+        if self.temperature == 0:
+            return None
+        q = self.distribution(masked_logprobs.double())
+        index = tokens.view(-1, 1)
+        log_q = q.gather(1, index).log().view(-1)
+        log_p = torch.log_softmax(logprobs.double(), dim=-1).gather(1, index).view(-1)
+        return (log_p - log_q).cpu().numpy()

@@ -23,6 +23,8 @@ def _shifts(device: torch.device) -> torch.Tensor:
 def bitmask_to_device(bitmask: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """The (batch, words) bitmask as an int32 tensor on ``device``."""
     if isinstance(bitmask, np.ndarray):
+        if not bitmask.flags.writeable:  # a cached mask: torch wants memory it may write
+            bitmask = bitmask.copy()
         words = torch.from_numpy(np.ascontiguousarray(bitmask).view(np.int32))
         if device.type == "cuda":
             return words.pin_memory().to(device, non_blocking=True)

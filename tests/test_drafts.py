@@ -1,0 +1,242 @@
+"""Drafts for speculative decoding, on a toy vocabulary: every proposal is a sequence the
+constraint allows (never EOS), forced text is spelled with the longest tokens, prompt lookup
+copies spans up to the constraint's boundary, and chains continue where the last draft stopped.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import structgen as sg
+from structgen.automata.matcher import Matcher
+from structgen.decoding.drafts import (
+    Draft,
+    DraftChain,
+    DraftContext,
+    ForcedDraft,
+    PromptLookup,
+    allowed_prefix,
+    as_draft,
+)
+
+TOKENS = [b"a", b"b", b"c", b"d", b"e", b"x", b'"', b":", b"1", b"{", b"}",
+          b"ab", b"abc", b"bc", b"cd", b"aa", b'":', b":1", b'{"']
+EOS = len(TOKENS)
+VOCAB = sg.Vocabulary([*TOKENS, None], eos_token_ids=[EOS], name="drafts-toy")
+ID = {token: token_id for token_id, token in enumerate(TOKENS)}
+TEXT_IDS = list(range(len(TOKENS)))
+# Every byte these use is a token by itself, so any forced text can be spelled.
+PATTERNS = [r"abc(d|e)", r"abc[a-e]{1,4}", r'"(a|b)+":1', r'\{"(ab|cd)+":1{1,3}\}',
+            r"(ab|cd)+e", r"a{2,5}b?c", r"x[a-e]*x", r"[a-d]+"]
+
+
+def _ids(*tokens: bytes) -> list[int]:
+    return [ID[t] for t in tokens]
+
+
+def _matcher(pattern: str) -> Matcher:
+    return sg.compile(sg.regex(pattern), VOCAB).matcher()
+
+
+def _spell(tokens: list[int]) -> bytes:
+    return b"".join(VOCAB.token_bytes(t) for t in tokens)
+
+
+@st.composite
+def rows(draw, constrained: bool | None = None) -> tuple[Matcher | None, DraftContext]:
+    """A row part-way through decoding: a random constraint (or none), a random walk of allowed
+    tokens as its output, and a prompt over every id, EOS included (chat prompts hold it)."""
+    constrained = draw(st.booleans()) if constrained is None else constrained
+    matcher = _matcher(draw(st.sampled_from(PATTERNS))) if constrained else None
+    generated: list[int] = []
+    for _ in range(draw(st.integers(0, 8))):
+        options = [t for t in TEXT_IDS if matcher is None or matcher.allowed(t)]
+        if not options:
+            break
+        generated.append(draw(st.sampled_from(options)))
+        if matcher is not None:
+            matcher.advance(generated[-1])
+    prompt = draw(st.lists(st.sampled_from([*TEXT_IDS, EOS]), max_size=12))
+    return matcher, DraftContext(prompt, generated, VOCAB)
+
+
+SINGLE_DRAFTS = st.one_of(
+    st.just(ForcedDraft()),
+    st.builds(PromptLookup, n=st.integers(1, 3), k=st.none() | st.integers(1, 4)),
+)
+DRAFTS = SINGLE_DRAFTS | st.lists(SINGLE_DRAFTS, min_size=1, max_size=3).map(DraftChain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=rows(), draft=DRAFTS, k=st.integers(0, 6))
+def test_proposals_are_allowed_sequences_without_eos(row, draft, k):
+    matcher, context = row
+    state = None if matcher is None else matcher.state
+    proposal = draft.propose(matcher, context, k)
+    assert len(proposal) <= k
+    assert EOS not in proposal
+    if matcher is not None:
+        assert matcher.state == state, "the caller's matcher must not move"
+        walker = matcher.copy()
+        assert all(walker.advance(t) for t in proposal)
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=rows(), draft=DRAFTS, k=st.integers(0, 6))
+def test_a_smaller_budget_proposes_a_prefix_of_a_larger_one(row, draft, k):
+    """Drafts are deterministic and greedy, so the verification may shrink k freely."""
+    matcher, context = row
+    assert draft.propose(matcher, context, k) == draft.propose(matcher, context, 12)[:k]
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=rows(constrained=True))
+def test_forced_draft_spells_the_forced_text_with_the_longest_allowed_tokens(row):
+    matcher, context = row
+    forced = matcher.forced_bytes()
+    proposal = ForcedDraft().propose(matcher, context, 64)
+    assert _spell(proposal) == forced
+    walker, rest = matcher.copy(), forced
+    for token in proposal:
+        longer = [t for t in TEXT_IDS
+                  if len(TOKENS[t]) > len(TOKENS[token]) and rest.startswith(TOKENS[t])
+                  and walker.allowed(t)]
+        assert not longer, f"{TOKENS[token]!r} taken where {TOKENS[longer[0]]!r} fits"
+        walker.advance(token)
+        rest = rest[len(TOKENS[token]):]
+
+
+def test_forced_draft_stops_where_the_constraint_has_a_choice():
+    matcher = _matcher(r"abc(d|e)")
+    proposal = ForcedDraft().propose(matcher, DraftContext([], [], VOCAB), 8)
+    assert proposal == _ids(b"abc")
+    walker = matcher.copy()
+    walker.advance(proposal[0])
+    assert walker.forced_bytes() == b""
+    assert walker.allowed(ID[b"d"]) and walker.allowed(ID[b"e"])
+
+
+def test_forced_draft_proposes_nothing_without_a_constraint():
+    assert ForcedDraft().propose(None, DraftContext(_ids(b"a"), [], VOCAB), 4) == []
+
+
+def _reference_lookup(ids: list[int], n: int, k: int) -> list[int]:
+    """Prompt lookup by plain scanning, the most recent occurrence of the longest tail."""
+    for m in range(n, 0, -1):
+        for start in range(len(ids) - m - 1, -1, -1):
+            if len(ids) > m and ids[start:start + m] == ids[-m:]:
+                return ids[start + m:start + m + k]
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(prompt=st.lists(st.sampled_from(TEXT_IDS[:4]), max_size=10),
+       generated=st.lists(st.sampled_from(TEXT_IDS[:4]), max_size=6),
+       n=st.integers(1, 4), k=st.integers(1, 5))
+def test_prompt_lookup_without_constraint_agrees_with_scanning(prompt, generated, n, k):
+    context = DraftContext(prompt, generated, VOCAB)
+    assert PromptLookup(n).propose(None, context, k) == _reference_lookup(
+        prompt + generated, n, k)
+
+
+def test_prompt_lookup_copies_a_span_up_to_the_constraints_boundary():
+    prompt = _ids(b"x", b"a", b"b", b"c", b"d", b"e", b"a", b"x")
+    matcher = _matcher(r"[a-d]+")
+    generated = _ids(b"a", b"b")
+    matcher.advance(generated[0])
+    matcher.advance(generated[1])
+    context = DraftContext(prompt, generated, VOCAB)
+    assert PromptLookup().propose(matcher, context, 8) == _ids(b"c", b"d")  # "e" is outside
+    assert PromptLookup(k=1).propose(matcher, context, 8) == _ids(b"c")
+    # Unconstrained, the copy runs to the end of the context, into the generated tokens.
+    assert PromptLookup().propose(None, context, 8) == (prompt + generated)[3:]
+
+
+def test_prompt_lookup_skips_occurrences_whose_continuation_is_not_allowed():
+    """The most recent ``b`` is followed by ``x``, which the constraint forbids; the earlier one
+    by ``c``."""
+    prompt = _ids(b"b", b"c", b"d", b"b", b"x")
+    matcher = _matcher(r"[a-d]+")
+    matcher.advance(ID[b"b"])
+    context = DraftContext(prompt, _ids(b"b"), VOCAB)
+    assert PromptLookup(n=1).propose(matcher, context, 3) == _ids(b"c", b"d", b"b")
+
+
+def test_prompt_lookup_stops_at_eos_and_finds_nothing_in_an_empty_context():
+    prompt = [ID[b"a"], EOS, ID[b"b"], ID[b"a"]]
+    assert PromptLookup().propose(None, DraftContext(prompt, [], VOCAB), 4) == []
+    assert PromptLookup().propose(None, DraftContext([], [], VOCAB), 4) == []
+
+
+@pytest.mark.parametrize("arguments", [{"n": 0}, {"k": 0}])
+def test_prompt_lookup_rejects_empty_ngrams_and_budgets(arguments):
+    with pytest.raises(ValueError, match="PromptLookup"):
+        PromptLookup(**arguments)
+
+
+class _Recorder(Draft):
+    """Proposes nothing; remembers what it was asked."""
+
+    def __init__(self):
+        self.calls: list[tuple[int, list[int], int]] = []
+
+    def propose(self, matcher, context, k):
+        self.calls.append((matcher.state, list(context.generated), k))
+        return []
+
+
+def test_a_chain_continues_from_the_tokens_proposed_before():
+    matcher = _matcher(r"abc(d|e)")
+    recorder = _Recorder()
+    generated = _ids(b"x")
+    proposal = DraftChain([ForcedDraft(), recorder]).propose(
+        matcher, DraftContext([], generated, VOCAB), 5)
+    after = matcher.copy()
+    after.advance(ID[b"abc"])
+    assert proposal == _ids(b"abc")
+    assert recorder.calls == [(after.state, generated + _ids(b"abc"), 4)]
+
+
+def test_chain_order_decides_who_drafts_first():
+    prompt = _ids(b"x", b"a", b"b", b"c", b"d", b"x")
+    context = DraftContext(prompt, [], VOCAB)
+    matcher = _matcher(r"abc(d|e)")
+    assert DraftChain([ForcedDraft(), PromptLookup()]).propose(matcher, context, 8) == _ids(b"abc")
+    assert DraftChain([PromptLookup(), ForcedDraft()]).propose(matcher, context, 8) == _ids(
+        b"a", b"b", b"c", b"d")
+
+
+def test_a_chain_alternates_forced_text_and_copied_spans():
+    """Forced ``"``, then the key copied from the prompt, then the forced ``":1``."""
+    prompt = _ids(b'"', b"a", b"b", b'"', b"x")
+    chain = as_draft([ForcedDraft(), PromptLookup()])
+    proposal = chain.propose(_matcher(r'"(a|b)+":1'), DraftContext(prompt, [], VOCAB), 10)
+    assert _spell(proposal) == b'"ab":1'
+    assert chain.propose(_matcher(r'"(a|b)+":1'), DraftContext(prompt, [], VOCAB), 3) == (
+        proposal[:3])
+
+
+class _Liar(Draft):
+    def propose(self, matcher, context, k):
+        return [ID[b"e"]]
+
+
+def test_a_chain_refuses_a_draft_that_breaks_the_constraint():
+    with pytest.raises(ValueError, match="does not allow"):
+        DraftChain([_Liar()]).propose(_matcher(r"abc"), DraftContext([], [], VOCAB), 2)
+
+
+def test_allowed_prefix_cuts_at_the_first_refused_token_or_eos():
+    tokens = _ids(b"a", b"b", b"c", b"d")
+    assert allowed_prefix(_matcher(r"ab+c?"), tokens, VOCAB) == _ids(b"a", b"b", b"c")
+    assert allowed_prefix(None, [ID[b"a"], EOS, ID[b"b"]], VOCAB) == _ids(b"a")
+
+
+def test_as_draft_turns_lists_into_chains():
+    forced = ForcedDraft()
+    assert as_draft(None) is None
+    assert as_draft(forced) is forced
+    chain = as_draft([forced, PromptLookup()])
+    assert isinstance(chain, DraftChain) and chain.drafts[0] is forced
