@@ -27,7 +27,7 @@ from structgen.testing.schema_suite import (
 
 # The share of instance checks passed, per draft, at or above the level reached; the issue's
 # target for draft 2020-12 is 90%.
-COVERAGE_FLOORS = {"draft2020-12": 0.90, "draft7": 0.92}
+COVERAGE_FLOORS = {"draft2020-12": 0.91, "draft7": 0.92}
 
 
 def _check(case, whitespace="flexible"):

@@ -61,6 +61,8 @@ TYPE_KINDS = {
     "null": {"null"}, "boolean": {"boolean"}, "string": {"string"}, "array": {"array"},
     "object": {"object"}, "integer": {"integer"}, "number": {"integer", "fraction"},
 }
+OBJECT = frozenset({"object"})
+ARRAY = frozenset({"array"})
 WHITESPACE = CharSet.chars(" \t\n\r")
 END = Look(Chars(ANY_CHAR), ahead=True, negate=True)
 # Keywords read together with another one (``then`` with ``if``, draft-04's boolean
@@ -73,6 +75,7 @@ MAX_UNROLL = 2000
 # derivatives of terminals, and derivatives of one huge term cost too much per state.
 MAX_TERM_SIZE = 400
 MAX_FLOATING_KEYS = 4  # required keys without ``properties`` written in any order
+MAX_WITNESSES = 3  # negated additionalProperties/patternProperties on one object
 MAX_PRETTY_DEPTH = 24
 
 @dataclass(frozen=True)
@@ -160,6 +163,19 @@ class ObjectSpec:
 
 
 @dataclass(frozen=True)
+class ObjectWitness:
+    """"Some key of the object is in this key set and its value satisfies ``value``": the
+    negation of ``additionalProperties`` (a key outside ``excluded_names`` and
+    ``excluded_patterns`` with a value it forbids) and of ``patternProperties`` (a key matching
+    ``pattern`` with a value it forbids)."""
+
+    value: Sub
+    excluded_names: frozenset[str] = frozenset()
+    excluded_patterns: tuple[str, ...] = ()
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
 class ArraySpec:
     """The item keywords of one schema: ``prefix`` applies by position, ``items`` after it."""
 
@@ -203,6 +219,7 @@ class Conj:
     min_properties: int = 0
     max_properties: int | None = None
     unevaluated_properties: tuple[tuple[Sub, int], ...] = ()
+    witnesses: tuple[ObjectWitness, ...] = ()
 
     def is_empty(self) -> bool:
         return not self.kinds or self.enum == ()
@@ -238,6 +255,7 @@ def conj_and(a: Conj, b: Conj) -> Conj | None:
         min_properties=max(a.min_properties, b.min_properties),
         max_properties=_min_opt(a.max_properties, b.max_properties),
         unevaluated_properties=a.unevaluated_properties + b.unevaluated_properties,
+        witnesses=a.witnesses + b.witnesses,
     )
     return None if merged.is_empty() else _prune_kinds(merged)
 
@@ -249,12 +267,22 @@ def _prune_kinds(c: Conj) -> Conj | None:
         kinds.discard("string")
     if c.max_items is not None and c.min_items > c.max_items:
         kinds.discard("array")
-    if (c.max_properties is not None and c.min_properties > c.max_properties) \
-            or c.required & c.forbidden:
+    if (c.max_properties is not None and max(c.min_properties, len(c.required))
+            > c.max_properties) or c.required & c.forbidden \
+            or any(_forbids(spec, name) for spec in c.objects for name in c.required):
         kinds.discard("object")
     if not kinds:
         return None
     return c if len(kinds) == len(c.kinds) else replace(c, kinds=frozenset(kinds))
+
+
+def _forbids(spec: ObjectSpec, name: str) -> bool:
+    """Whether ``spec`` visibly rules out the key ``name`` (declared ``false``, or undeclared
+    where no pattern can admit it and ``additionalProperties`` is ``false``)."""
+    declared = dict(spec.properties)
+    if name in declared:
+        return declared[name].schema is False
+    return not spec.patterns and spec.additional is not None and spec.additional.schema is False
 
 
 def _tighter(x, x_exclusive, y, y_exclusive, pick):
@@ -334,6 +362,7 @@ class Flattener:
         self.active: set[tuple] = set()
         # Synthetic schemas (``{"not": ...}``) must outlive the compile: subs key on their id.
         self.keep: list[Any] = []
+        self.negations: dict[tuple, dict] = {}
         # Scopes only matter to unevaluated*; without them every path shares one cache entry.
         text = json.dumps(root)
         self.track_scope = "unevaluatedProperties" in text or "unevaluatedItems" in text
@@ -689,6 +718,16 @@ class Flattener:
             out.extend(self.negate_keyword(sub, keyword, value))
         return out
 
+    def negated(self, sub: Sub, schema: Any, *path: str | int) -> Sub:
+        """The subschema ``{"not": schema}`` for the child at ``path`` below ``sub``. One
+        wrapper per (schema, resolution context), so that a recursive schema's negation reaches
+        the same subschemas again (and the emitter's memo ties the recursion)."""
+        key = Sub(schema, sub.resolver, "").key
+        wrapper = self.negations.get(key)
+        if wrapper is None:
+            wrapper = self.negations[key] = self.synthetic({"not": schema}, sub).schema
+        return Sub(wrapper, sub.resolver, self.child(sub, schema, *path).pointer)
+
     def negate_keyword(self, sub: Sub, keyword: str, value: Any) -> list[Conj]:
         s = sub.schema
 
@@ -754,15 +793,76 @@ class Flattener:
         if keyword == "properties":
             out: list[Conj] = []
             for name, schema in value.items():
-                inner = self.negate(self.child(sub, schema, "properties", name))
-                if inner:
-                    negated = Sub({"not": schema}, self.child(sub, schema, "properties",
-                                                              name).resolver,
-                                  f"{sub.pointer}/properties/{name}")
-                    self.keep.append(negated.schema)
-                    out.append(Conj(kinds=frozenset({"object"}), required=frozenset({name}),
+                if self.negate(self.child(sub, schema, "properties", name)):
+                    negated = self.negated(sub, schema, "properties", name)
+                    out.append(Conj(kinds=OBJECT, required=frozenset({name}),
                                     objects=(ObjectSpec(((name, negated),)),)))
             return out
+        if keyword == "additionalProperties":
+            if value is True:
+                return []
+            names = s.get("properties", {})
+            patterns = s.get("patternProperties", {})
+            witness = ObjectWitness(self.negated(sub, value, keyword), frozenset(names),
+                                    tuple(patterns))
+            return [Conj(kinds=OBJECT, witnesses=(witness,))]
+        if keyword == "patternProperties":
+            return [Conj(kinds=OBJECT, witnesses=(ObjectWitness(
+                self.negated(sub, schema, keyword, pattern), pattern=pattern),))
+                for pattern, schema in value.items() if schema is not True]
+        if keyword in ("dependentRequired", "dependentSchemas", "dependencies"):
+            out = []
+            for name, dependency in value.items():
+                present = Conj(kinds=OBJECT, required=frozenset({name}))
+                if isinstance(dependency, list):
+                    out.extend(replace(present, forbidden=frozenset({d})) for d in dependency
+                               if d != name)
+                else:
+                    out.extend(dnf_and([present], self.negate(
+                        self.child(sub, dependency, keyword, name))))
+            return out
+        if keyword in ("items", "prefixItems") and isinstance(value, list):
+            if keyword == "items" and self.draft >= 2020:
+                raise SchemaError(f"'items' must be a schema at {sub.pointer}/items")
+            true = Sub(True, sub.resolver, sub.pointer)
+            out = [Conj(kinds=ARRAY, min_items=i + 1, arrays=(ArraySpec(
+                (true,) * i + (self.negated(sub, schema, keyword, i),)),))
+                for i, schema in enumerate(value) if schema is not True]
+            extra = s.get("additionalItems", True) if keyword == "items" else True
+            if extra is False:
+                out.append(Conj(kinds=ARRAY, min_items=len(value) + 1))
+            elif extra is not True:
+                raise UnsupportedKeyword("additionalItems", f"'additionalItems' at {sub.pointer} "
+                                         "cannot be negated (inside 'not', 'if', or an "
+                                         "overlapping 'oneOf')")
+            return out
+        if keyword == "items":
+            if value is True:
+                return []
+            if s.get("prefixItems") and self.draft >= 2020:
+                raise UnsupportedKeyword(keyword, f"'items' at {sub.pointer} cannot be negated "
+                                         "after 'prefixItems' (inside 'not', 'if', or an "
+                                         "overlapping 'oneOf')")
+            return [Conj(kinds=ARRAY, contains=((self.negated(sub, value, keyword), 1, None),))]
+        if keyword == "contains" and self.draft >= 6:
+            low = _count(s.get("minContains", 1), sub, "minContains") if self.draft >= 2019 \
+                else 1
+            high = s.get("maxContains") if self.draft >= 2019 else None
+            target = self.child(sub, value, keyword)
+            out = [Conj(kinds=ARRAY, contains=((target, 0, low - 1),))] if low > 0 else []
+            if high is not None:
+                out.append(Conj(kinds=ARRAY, contains=(
+                    (target, _count(high, sub, "maxContains") + 1, None),)))
+            return out
+        if keyword == "oneOf":
+            # Not exactly one: none of the branches, or two of them at once.
+            children = [self.child(sub, x, keyword, i) for i, x in enumerate(value)]
+            none = [Conj()]
+            for child in children:
+                none = dnf_and(none, self.negate(child))
+            flat = [self.flatten(child) for child in children]
+            return none + [c for i in range(len(flat)) for j in range(i + 1, len(flat))
+                           for c in dnf_and(flat[i], flat[j])]
         if keyword == "not":
             return self.flatten(self.child(sub, value, keyword))
         if keyword == "allOf":
@@ -1016,8 +1116,33 @@ class Emitter:
         if "array" in c.kinds:
             out.extend(self.array(c, subs, depth, key))
         if "object" in c.kinds:
-            out.extend(self.object(c, subs, depth, key))
+            for index, resolved in enumerate(self.resolve_witnesses(c)):
+                if "object" in resolved.kinds:
+                    out.extend(self.object(resolved, subs, depth, key + ("w", index)))
         return out
+
+    def resolve_witnesses(self, c: Conj) -> list[Conj]:
+        """``c`` with its witnesses spelled out as required keys where the object's keys are
+        a known finite set (``additionalProperties: false`` without patterns): "some key with
+        a value satisfying T" is then a choice among those keys. Otherwise ``[c]``, and the
+        object emitter tracks the witnesses itself."""
+        finite = [frozenset(name for name, _ in spec.properties) for spec in c.objects
+                  if not spec.patterns and spec.additional is not None
+                  and spec.additional.schema is False]
+        if not c.witnesses or not finite:
+            return [c]
+        universe = sorted(frozenset.intersection(*finite) - c.forbidden)
+        result = [replace(c, witnesses=())]
+        for w in c.witnesses:
+            terms = {p: self.pattern(p, w.value)
+                     for p in w.excluded_patterns + ((w.pattern,) if w.pattern else ())}
+            keys = [k for k in universe if k not in w.excluded_names
+                    and not any(term_matches(terms[p], k) for p in w.excluded_patterns)
+                    and (w.pattern is None or term_matches(terms[w.pattern], k))]
+            options = [Conj(kinds=OBJECT, required=frozenset({k}),
+                            objects=(ObjectSpec(((k, w.value),)),)) for k in keys]
+            result = [m for a in result for o in options if (m := conj_and(a, o)) is not None]
+        return result
 
     def valid(self, value: Any, subs: tuple[Sub, ...]) -> bool:
         """Whether ``value`` is valid against every schema in ``subs`` (by ``jsonschema``)."""
@@ -1118,8 +1243,7 @@ class Emitter:
         if target is not None and high is not None:
             if high < low:
                 return []
-            miss = Sub({"not": target.schema}, target.resolver, target.pointer)
-            self.flattener.keep.append(miss.schema)
+            miss = self.flattener.negated(target, target.schema)
         specs = c.arrays
         prefix_length = max((len(s.prefix) for s in specs), default=0)
         inner = self.inner(depth)
@@ -1226,39 +1350,79 @@ class Emitter:
         undeclared = sorted(c.required - set(names))
         floating = undeclared if len(undeclared) <= MAX_FLOATING_KEYS else []
         names += [] if floating else undeclared
-        entries: list[tuple[str, Piece, bool]] = []
+        # Witnesses ("some key in a set has a value satisfying T", from negations) are tracked
+        # with a bit each: an entry or an undeclared key may satisfy any subset of them.
+        witnesses = c.witnesses
+        if len(witnesses) > MAX_WITNESSES:
+            raise UnsupportedKeyword("not", f"more than {MAX_WITNESSES} negated property "
+                                     f"keywords on one object at {subs[0].pointer if subs else '#'}")
+        for w in witnesses:
+            for p in w.excluded_patterns + ((w.pattern,) if w.pattern is not None else ()):
+                terms.setdefault(p, self.pattern(p, w.value))
+        subsets = range(1 << len(witnesses))
+
+        def witness_subs(hits: int) -> tuple[Sub, ...]:
+            return tuple(w.value for bit, w in enumerate(witnesses) if hits >> bit & 1)
+
+        def may_witness(w: ObjectWitness, name: str) -> bool:
+            return (name not in w.excluded_names
+                    and not any(term_matches(terms[p], name) for p in w.excluded_patterns)
+                    and (w.pattern is None or term_matches(terms[w.pattern], name)))
+
+        # Per declared name: (hits, value piece) for each subset of witnesses it may satisfy.
+        entries: list[tuple[str, list[tuple[int, Piece]], bool]] = []
         for name in names + floating:
             required = name in c.required
             allowed = name not in c.forbidden and self.valid(name, c.property_names)
-            piece = NOTHING
+            variants: list[tuple[int, Piece]] = []
             if allowed:
                 matches = {p: term_matches(terms[p], name) for p in all_patterns}
-                piece = self.node(value_subs(matches.__getitem__, name), inner)
-            if piece == NOTHING:
+                base = value_subs(matches.__getitem__, name)
+                possible = sum(1 << bit for bit, w in enumerate(witnesses)
+                               if may_witness(w, name))
+                for hits in subsets:
+                    if hits & ~possible:
+                        continue
+                    piece = self.node(base + witness_subs(hits), inner)
+                    if piece != NOTHING:
+                        variants.append((hits, piece))
+            if not variants:
                 if required:
                     return []
                 continue
-            entries.append((name, piece, required))
+            entries.append((name, variants, required))
         floating_entries = entries[len(entries) - len(floating):] if floating else []
         entries = entries[:len(entries) - len(floating_entries)]
 
-        regions: list[list[Piece]] = []
+        regions: list[tuple[int, list[Piece]]] = []
         if len(all_patterns) > 6:
-            raise UnsupportedKeyword("patternProperties", "more than 6 patterns in one object")
+            raise UnsupportedKeyword("patternProperties", f"more than 6 patterns in one object at "
+                                     f"{subs[0].pointer if subs else '#'}")
         known = set(names) | set(floating) | c.forbidden
         name_terms = self.property_name_terms(c)
         for mask in range(1 << len(all_patterns)):
             matched = {p for j, p in enumerate(all_patterns) if mask >> j & 1}
-            piece = self.node(value_subs(matched.__contains__, None), inner)
-            if piece == NOTHING:
-                continue
             parts = [terms[p] for p in all_patterns if p in matched]
             parts += [complement(terms[p]) for p in all_patterns if p not in matched]
             if known:
                 parts.append(complement(_alt(literal(n) for n in sorted(known))))
             parts.extend(name_terms)
-            content = _all_of(parts) if parts else ANY_STRING
-            regions.append([Seq((json_string_term(content), self.colon())), piece])
+            base = value_subs(matched.__contains__, None)
+            for hits in subsets:
+                piece = self.node(base + witness_subs(hits), inner)
+                if piece == NOTHING:
+                    continue
+                key_parts = list(parts)
+                for bit, w in enumerate(witnesses):
+                    if hits >> bit & 1:
+                        if w.excluded_names:
+                            key_parts.append(complement(_alt(
+                                literal(n) for n in sorted(w.excluded_names))))
+                        key_parts += [complement(terms[p]) for p in w.excluded_patterns]
+                        if w.pattern is not None:
+                            key_parts.append(terms[w.pattern])
+                content = _all_of(key_parts) if key_parts else ANY_STRING
+                regions.append((hits, [Seq((json_string_term(content), self.colon())), piece]))
 
         low, high = c.min_properties, c.max_properties
         if low <= len(c.required):
@@ -1270,9 +1434,12 @@ class Emitter:
             raise UnsupportedKeyword("maxProperties", f"property counts above {MAX_UNROLL} "
                                      f"at {subs[0].pointer if subs else '#'}")
 
-        def rest(i: int, first: bool, count: int, seen: int = 0) -> Piece:
-            """The object after its first ``i`` entries, ``count`` keys and the floating
-            required keys in the bit set ``seen``, up to the closing brace."""
+        all_witnessed = (1 << len(witnesses)) - 1
+
+        def rest(i: int, first: bool, count: int, seen: int = 0, hit: int = 0) -> Piece:
+            """The object after its first ``i`` entries, ``count`` keys, the floating required
+            keys in the bit set ``seen`` and the witnesses in ``hit``, up to the closing
+            brace."""
             if high is None:
                 count = min(count, low)
 
@@ -1280,25 +1447,28 @@ class Emitter:
                 out: list[list[Piece]] = []
                 lead = self.open("{", depth) if first else self.separator(depth)
                 if i < len(entries):
-                    name, piece, required = entries[i]
+                    name, variants, required = entries[i]
                     if not required:
-                        out.append([rest(i + 1, first, count)])
+                        out.append([rest(i + 1, first, count, seen, hit)])
                     if high is None or count < high:
-                        out.append([lead, json_string_literal_term(name), self.colon(), piece,
-                                    rest(i + 1, False, count + 1)])
+                        for hits, piece in variants:
+                            out.append([lead, json_string_literal_term(name), self.colon(),
+                                        piece, rest(i + 1, False, count + 1, seen, hit | hits)])
                     return out
-                if count >= low and seen == all_floating:
+                if count >= low and seen == all_floating and hit == all_witnessed:
                     out.append([self.empty("{}") if first else self.close("}", depth)])
                 if high is None or count < high:
-                    for region in regions:
-                        out.append([lead, *region, rest(i, False, count + 1, seen)])
-                    for bit, (name, piece, _) in enumerate(floating_entries):
+                    for hits, region in regions:
+                        out.append([lead, *region, rest(i, False, count + 1, seen, hit | hits)])
+                    for bit, (name, variants, _) in enumerate(floating_entries):
                         if not seen >> bit & 1:
-                            out.append([lead, json_string_literal_term(name), self.colon(),
-                                        piece, rest(i, False, count + 1, seen | 1 << bit)])
+                            for hits, piece in variants:
+                                out.append([lead, json_string_literal_term(name), self.colon(),
+                                            piece, rest(i, False, count + 1, seen | 1 << bit,
+                                                        hit | hits)])
                 return out
 
-            return self.build(key + ("object", i, first, count, seen), make)
+            return self.build(key + ("object", i, first, count, seen, hit), make)
 
         return [[rest(0, True, 0)]]
 
