@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from structgen.grammar.charset import CharSet
 
 
+_COMPARED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 class Term:
     """Base class of regular terms.
 
@@ -24,7 +27,11 @@ class Term:
     __slots__ = ()
 
     def __post_init__(self) -> None:
-        values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        names = _COMPARED_FIELDS.get(type(self))
+        if names is None:  # dataclasses.fields() is slow, and terms are built by the million
+            names = _COMPARED_FIELDS[type(self)] = tuple(
+                f.name for f in fields(self) if f.compare)
+        values = tuple(getattr(self, name) for name in names)
         object.__setattr__(self, "_hash", hash((type(self).__name__, values)))
 
     def __hash__(self) -> int:
