@@ -250,7 +250,9 @@ class SMCRun:
     def run(self) -> list[SMCResult]:
         started = time.perf_counter()
         active = [i for i, _ in enumerate(self.particles)]
-        session = self.model.start([self.contexts[self.particles[i].group] for i in active])
+        # Read each prompt once, then copy its cache rows to its particles.
+        session = self.model.start(self.contexts)
+        session.select(torch.tensor([p.group for p in self.particles], dtype=torch.long))
         self.forward_passes += 1
         self.timings["prefill_s"] = time.perf_counter() - started
         decode_started = time.perf_counter()
