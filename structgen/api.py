@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from structgen.constraints import Constraint, JsonSchema, json_schema
+from structgen.decoding.drafts import Draft
 from structgen.decoding.loop import DecodeRun, GenerationResult, stream_text
 from structgen.decoding.models import LanguageModel, Prompt
 from structgen.decoding.samplers import Sampler
@@ -34,7 +35,8 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
              constraint: Constraint | Sequence[Constraint | None] | None = None, *,
              max_tokens: int = 256, sampler: Sampler | SMC | None = None,
              seed: int | None = None, chat: bool | None = None, return_result: bool = False,
-             return_particles: bool = False):
+             return_particles: bool = False, draft: Draft | Sequence[Draft] | None = None,
+             draft_tokens: int = 8):
     """Generate text from ``model``, every output inside ``constraint``.
 
     Args:
@@ -55,6 +57,13 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
         return_particles: with ``sg.SMC``, return :class:`~structgen.decoding.smc.SMCResult`
             objects: the result of the particle drawn, with every particle and its weight and
             the log marginal-likelihood estimate (implies ``return_result``).
+        draft: speculative decoding: ``sg.ForcedDraft()`` (the text the constraint forces),
+            ``sg.PromptLookup()`` (spans copied from the prompt), ``sg.DraftModel(m)`` (a
+            smaller model with the same vocabulary), or a list of them taking turns. The model
+            checks up to ``draft_tokens`` drafted tokens per row in one forward pass; the
+            outputs keep exactly the sampler's distribution (greedy: the same text), only the
+            number of forward passes changes. Not with ``sg.SMC``.
+        draft_tokens: the most tokens drafted per row and step.
 
     Returns:
         The text (a list for a batch), or result objects with ``return_result=True``. An output
@@ -73,6 +82,9 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
     else:
         constraints = [constraint] * len(prompts)
     if isinstance(sampler, SMC):
+        if draft is not None:
+            raise ValueError("draft= does not work with sg.SMC: its particles are resampled "
+                             "every step; use sg.AWRS() or sg.Sample() with drafts")
         results = SMCRun(model, prompts, constraints, sampler, max_tokens, seed, chat).run()
         for index, result in enumerate(results):
             if result.log_marginal_likelihood == -math.inf:
@@ -84,7 +96,8 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
     elif return_particles:
         raise ValueError("return_particles=True needs sampler=sg.SMC(...)")
     else:
-        run = DecodeRun(model, prompts, constraints, sampler, max_tokens, seed, chat)
+        run = DecodeRun(model, prompts, constraints, sampler, max_tokens, seed, chat, draft,
+                        draft_tokens)
         for _ in run.steps():
             pass
         results = run.results()
@@ -94,14 +107,17 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
 
 def stream(model: LanguageModel, prompt: Prompt, constraint: Constraint | None = None, *,
            max_tokens: int = 256, sampler: Sampler | None = None, seed: int | None = None,
-           chat: bool | None = None) -> Iterator[str]:
-    """Like :func:`generate` for one prompt, yielding the text piece by piece as it comes."""
+           chat: bool | None = None, draft: Draft | Sequence[Draft] | None = None,
+           draft_tokens: int = 8) -> Iterator[str]:
+    """Like :func:`generate` for one prompt, yielding the text piece by piece as it comes (with
+    a draft, several tokens at a time)."""
     if _is_batch(prompt):
         raise ValueError("stream() takes one prompt; use generate() for a batch")
     if isinstance(sampler, SMC):
         raise TypeError("stream() cannot use sg.SMC: the output is chosen only when every "
                          "particle has finished; use generate()")
-    run = DecodeRun(model, [prompt], [constraint], sampler, max_tokens, seed, chat)
+    run = DecodeRun(model, [prompt], [constraint], sampler, max_tokens, seed, chat, draft,
+                    draft_tokens)
     yield from stream_text(run)
 
 
@@ -160,7 +176,8 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
                   seed: int | None = None, chat: bool | None = None,
                   whitespace: str = "flexible", property_order: str = "schema",
                   extra_properties: str = "forbid", strict: bool = True,
-                  return_result: bool = False):
+                  return_result: bool = False, draft: Draft | Sequence[Draft] | None = None,
+                  draft_tokens: int = 8):
     """Generate a JSON document valid under ``schema`` and return it parsed and validated.
 
     Args:
@@ -171,7 +188,7 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
             Python type (``int``, ``list[str]``, ``Literal[...]``, a dataclass, a TypedDict, ...),
             or a ready ``sg.json_schema(...)`` constraint (then used as it is, the four schema
             settings below ignored).
-        max_tokens, sampler, seed, chat: as for :func:`generate`.
+        max_tokens, sampler, seed, chat, draft, draft_tokens: as for :func:`generate`.
         whitespace, property_order, strict: as for :func:`structgen.json_schema`.
         extra_properties: as for :func:`structgen.json_schema`, but ``"forbid"`` by default:
             objects hold only the properties their schema declares, unless it says otherwise.
@@ -194,7 +211,8 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
     constraint = _json_constraint(schema, whitespace, property_order, extra_properties, strict)
     batch = _is_batch(prompt)
     results = generate(model, prompt, constraint, max_tokens=max_tokens, sampler=sampler,
-                       seed=seed, chat=chat, return_result=True)
+                       seed=seed, chat=chat, return_result=True, draft=draft,
+                       draft_tokens=draft_tokens)
     if not batch:
         results = [results]
     out = []
@@ -230,7 +248,8 @@ def function(model: LanguageModel, **generate_kwargs: Any) -> Callable[[Callable
     Args:
         model: the model every call generates with.
         generate_kwargs: keywords of :func:`generate_json` (``max_tokens``, ``sampler``,
-            ``seed``, ``chat``, ``whitespace``, ``extra_properties``, ...), for every call.
+            ``seed``, ``chat``, ``whitespace``, ``extra_properties``, ``draft``, ...), for every
+            call.
 
     Example::
 

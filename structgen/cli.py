@@ -3,7 +3,9 @@
 ``structgen generate (--regex R | --grammar FILE_OR_NAME | --schema FILE_OR_JSON) PROMPT``
 generates with a model (the embedded default unless ``--model``) and prints the output (under
 ``--schema``, the JSON document indented); ``--json`` prints it with token counts and timings
-(and, under ``--schema``, the parsed document as ``"json"``).
+(and, under ``--schema``, the parsed document as ``"json"``). Greedy decoding drafts tokens
+for speculative decoding by default (``--draft forced,lookup``: the same output in fewer
+forward passes); ``--draft none`` turns that off.
 
 ``structgen check (--regex R | --grammar G | --schema S) [--text SAMPLE]`` prints the automaton size, compile and mask times,
 the tokens allowed at the start, and, given a sample text, the matcher's verdict token by token.
@@ -116,15 +118,40 @@ def _sampler(args: argparse.Namespace):
     return sg.SMC(particles=args.particles, proposal=awrs)
 
 
+_DRAFTS = ("forced", "lookup")
+
+
+def _drafts(value: str, sampler) -> list:
+    """The drafts ``--draft`` names (comma-separated, in the order they take turns); ``auto``:
+    forced text and prompt lookup for greedy decoding, where they give the same output in fewer
+    forward passes, none otherwise."""
+    import structgen as sg
+
+    if value == "auto":
+        value = "forced,lookup" if isinstance(sampler, sg.Greedy) else "none"
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [name for name in names if name not in _DRAFTS]
+    if unknown or not names:
+        raise SystemExit(f"structgen: --draft takes some of {', '.join(_DRAFTS)} separated by "
+                         f"commas, none or auto; got {value!r}")
+    return [sg.ForcedDraft() if name == "forced" else sg.PromptLookup() for name in names]
+
+
 def generate(args: argparse.Namespace) -> int:
     """Generate one output for the prompt under the constraint and print it."""
     import structgen as sg
 
     constraint = _constraint(args)
     sampler = _sampler(args)
+    drafts = _drafts(args.draft, sampler)
+    if drafts and isinstance(sampler, sg.SMC):
+        raise SystemExit("structgen: --draft does not work with --sampler smc")
     model = sg.load_model(args.model)
     result = sg.generate(model, args.prompt, constraint, max_tokens=args.max_tokens,
-                         sampler=sampler, seed=args.seed, return_result=True)
+                         sampler=sampler, seed=args.seed, return_result=True,
+                         draft=drafts or None, draft_tokens=args.draft_tokens)
     document = args.schema is not None and result.complete
     value = constraint.parse(result.text) if document else None
     if args.json:
@@ -221,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                                  help="sampling temperature (default: 0, greedy, for greedy "
                                       "and sample; 1 for awrs and smc)")
     generate_parser.add_argument("--seed", type=int, default=None)
+    generate_parser.add_argument("--draft", default="auto",
+                                 help="speculative drafts, comma-separated: forced (text the "
+                                      "constraint forces), lookup (spans of the prompt); none; "
+                                      "or auto (the default: forced,lookup with greedy "
+                                      "decoding, none otherwise). The output is the same, only "
+                                      "the number of forward passes changes")
+    generate_parser.add_argument("--draft-tokens", type=int, default=8,
+                                 help="the most tokens drafted per step (with --draft)")
     generate_parser.add_argument("--json", action="store_true",
                                  help="print a JSON object with the text, counts and timings")
     generate_parser.set_defaults(run=generate)

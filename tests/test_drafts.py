@@ -240,3 +240,26 @@ def test_as_draft_turns_lists_into_chains():
     assert as_draft(forced) is forced
     chain = as_draft([forced, PromptLookup()])
     assert isinstance(chain, DraftChain) and chain.drafts[0] is forced
+
+
+def test_forced_draft_leaves_the_space_before_a_word_to_the_word():
+    """Pre-tokenizers give the last space of a run to the next word: ``\\n  "`` is spelled
+    ``\\n `` + `` "``, not ``\\n  `` + ``"``, although ``\\n  `` is longer."""
+    tokens = [b"\n", b" ", b"\n ", b"\n  ", b'"', b' "', b"a", b'a"']
+    vocab = sg.Vocabulary([*tokens, None], eos_token_ids=[len(tokens)])
+    matcher = sg.compile(sg.regex(r'\n  "a"'), vocab).matcher()
+    proposal = ForcedDraft().propose(matcher, DraftContext([], [], vocab), 8)
+    assert [tokens[t] for t in proposal] == [b"\n ", b' "', b'a"']
+
+
+def test_forced_draft_spells_json_keys_that_escapes_keep_from_being_forced():
+    """A JSON key may be written with escapes, so only its plain spelling is proposed, token by
+    token, where the allowed tokens other than escapes are prefixes of one another."""
+    tokens = [bytes([c]) for c in range(0x20, 0x7F)] + [b'{"', b'": ', b"birth", b"_year"]
+    vocab = sg.Vocabulary([*tokens, None], eos_token_ids=[len(tokens)])
+    schema = sg.json_schema({"type": "object", "properties": {"birth_year": {"type": "integer"}},
+                             "required": ["birth_year"]}, whitespace="compact")
+    matcher = sg.compile(schema, vocab).matcher()
+    assert matcher.forced_bytes() == b'{"'  # the key itself is not forced: "\u0062irth..."
+    proposal = ForcedDraft().propose(matcher, DraftContext([], [], vocab), 8)
+    assert [tokens[t] for t in proposal] == [b'{"', b"birth", b"_year", b'"', b":"]

@@ -2,42 +2,94 @@
 
 A draft proposes up to ``k`` tokens that the row's constraint allows in sequence; the target
 model then scores them all in one forward pass (``ModelSession.extend``) and the accept/reject
-rule keeps what it agrees with, so a draft decides only the speed, never the output. Drafts here
-are deterministic and model-free:
+rule (``structgen.decoding.speculative``) keeps what it agrees with, so a draft decides only the
+speed, never the output.
 
 * :class:`ForcedDraft`: the text the constraint forces (JSON keys, punctuation), spelled with the
   longest tokens; accepted whenever the model spells it the same way.
 * :class:`PromptLookup`: n-gram lookup in the prompt and the output so far; it copies spans, the
   common case of extraction tasks.
+* :class:`DraftModel`: a smaller language model with the same vocabulary, decoding under the same
+  constraint; the only draft that samples (:meth:`Draft.draw` returns the distribution each of
+  its tokens came from, which the verification needs).
 * :class:`DraftChain`: several drafts one after another, each continuing where the last stopped.
 
-Drafts never propose EOS: ending a row is the target model's decision alone.
+Drafts never propose EOS or other non-text tokens: ending a row is the target model's decision
+alone.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+import torch
 
 from structgen.automata.matcher import Matcher
+from structgen.decoding.models import LanguageModel, ModelSession, TransformersModel
+from structgen.errors import VocabularyError
+from structgen.kernels.torch_masks import apply_token_bitmask
 from structgen.vocab import Vocabulary
 
 
 @dataclass(frozen=True)
 class DraftContext:
-    """What a draft may read about one row: its prompt and output ids, and the vocabulary."""
+    """What a draft may read about one row: its prompt and output ids, and the vocabulary.
+
+    ``confirmed`` says how many ids of ``generated`` the target model has accepted; the rest
+    were proposed earlier in the same proposal by the drafts of a chain (None: all of them are
+    accepted). ``memory`` is the row's storage for drafts that keep state between the steps of
+    one decode (a draft model's cache); the decode loop gives every row its own and drops it
+    when the row finishes.
+    """
 
     prompt: Sequence[int]
     generated: Sequence[int]
     vocab: Vocabulary
+    confirmed: int | None = None
+    memory: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def after(self, tokens: Sequence[int]) -> DraftContext:
-        """The context once ``tokens`` are generated too."""
-        return replace(self, generated=[*self.generated, *tokens])
+        """The context once ``tokens`` are proposed too (not yet accepted by the target)."""
+        confirmed = len(self.generated) if self.confirmed is None else self.confirmed
+        return replace(self, generated=[*self.generated, *tokens], confirmed=confirmed)
+
+
+@dataclass(frozen=True)
+class DraftSampling:
+    """How drafts that sample should choose, given how the target chooses.
+
+    ``distribution(masked_logprobs)`` maps ``(rows, vocab)`` masked log-probabilities to the
+    probabilities the target draws from (its temperature, top-p, top-k); a draft that samples
+    from the same processing of its own model is accepted most often. None means the target is
+    greedy (or draws in a way only its own sampler knows), so drafts choose greedily and propose
+    point masses. ``generator`` makes the drafts' draws reproducible with the decode's seed.
+    """
+
+    distribution: Callable[[torch.Tensor], torch.Tensor] | None = None
+    generator: torch.Generator | None = None
+
+
+GREEDY = DraftSampling()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Drafted tokens and, for each, the draft distribution q it was drawn from: a ``(vocab,)``
+    probability tensor, or None for a token chosen deterministically (a point mass)."""
+
+    tokens: list[int]
+    distributions: list[torch.Tensor | None]
+
+    @property
+    def sampled(self) -> bool:
+        """Whether any token was drawn at random (the verification then needs q)."""
+        return any(q is not None for q in self.distributions)
 
 
 class Draft(ABC):
@@ -54,18 +106,28 @@ class Draft(ABC):
             k: the most tokens to propose.
 
         Returns:
-            Token ids that ``matcher`` allows one after the other; ``[]`` for no guess.
+            Text token ids that ``matcher`` allows one after the other; ``[]`` for no guess.
         """
+
+    def draw(self, matcher: Matcher | None, context: DraftContext, k: int,
+             sampling: DraftSampling = GREEDY) -> Proposal:
+        """Like :meth:`propose`, with the distribution each token was drawn from.
+
+        Deterministic drafts (the default) return their :meth:`propose` as point masses; a draft
+        that samples (:class:`DraftModel`) overrides this, following ``sampling``.
+        """
+        tokens = self.propose(matcher, context, k)
+        return Proposal(tokens, [None] * len(tokens))
 
 
 def allowed_prefix(matcher: Matcher | None, tokens: Sequence[int],
                    vocab: Vocabulary) -> list[int]:
-    """The longest prefix of ``tokens`` without EOS that ``matcher`` allows in sequence."""
-    eos = vocab.eos_token_ids
+    """The longest prefix of ``tokens`` of text tokens (no EOS, no special token) that
+    ``matcher`` allows in sequence (None: any text token)."""
     walker = None if matcher is None else matcher.copy()
     out: list[int] = []
     for token in tokens:
-        if token in eos or (walker is not None and not walker.advance(token)):
+        if not vocab.is_text(token) or (walker is not None and not walker.advance(token)):
             break
         out.append(token)
     return out
@@ -88,14 +150,27 @@ def _token_lookup(vocab: Vocabulary) -> _TokenLookup:
     return _TokenLookup(by_bytes, max(map(len, by_bytes), default=0))
 
 
+_MAX_SPELLINGS = 64  # more allowed tokens than this: a real choice, not one text spelled out
+
+
 class ForcedDraft(Draft):
     """The text the constraint forces (``Matcher.forced_bytes``), as tokens.
 
     Each step takes the longest allowed token whose bytes begin the remaining forced text, the
-    choice a BPE tokenizer makes most often; once the forced text is used up the matcher is asked
-    again (``forced_bytes`` answers at most a few kilobytes at a time). It stops at ``k`` tokens,
-    at a choice, or where no allowed token fits inside the forced text (a token reaching past it
-    would be a guess, not forced).
+    choice a BPE tokenizer makes most often, except that a token never ends with a space that the
+    forced text follows with a non-space byte: the pre-tokenizers of byte-level BPE and
+    SentencePiece give that space to the next word (``\\n  "`` is spelled ``\\n `` + `` "``).
+    Once the forced text is used up the matcher is asked again (``forced_bytes`` answers at most
+    a few kilobytes at a time).
+
+    Escape sequences aside: JSON (like most string syntaxes) may spell any character of a
+    string as a ``\\`` escape, so the name of a JSON key is never forced byte by byte. Where
+    nothing is forced, EOS is not allowed, and the allowed tokens other than those starting
+    with ``\\`` are all prefixes of the longest of them (``b``, ``bi``, ``birth`` inside the key
+    ``"birth_year"``), the draft proposes that longest one: the text written plainly.
+
+    It stops at ``k`` tokens, at a choice, or where no allowed token fits inside the forced text
+    (a token reaching past it would be a guess, not forced).
     """
 
     def propose(self, matcher: Matcher | None, context: DraftContext, k: int) -> list[int]:
@@ -107,7 +182,10 @@ class ForcedDraft(Draft):
         forced = b""
         while len(tokens) < k:
             forced = forced or walker.forced_bytes()
-            token = self._advance_longest(walker, forced, lookup)
+            if forced:
+                token = self._advance_longest(walker, forced, lookup)
+            else:
+                token = self._advance_unescaped(walker, context.vocab)
             if token is None:
                 break
             tokens.append(token)
@@ -115,9 +193,35 @@ class ForcedDraft(Draft):
         return tokens
 
     @staticmethod
+    def _advance_unescaped(walker: Matcher, vocab: Vocabulary) -> int | None:
+        """Advance ``walker`` by the longest allowed token when every allowed token that does
+        not start an escape sequence is a prefix of it (see the class docstring); its id."""
+        if walker.is_accepting():
+            return None
+        mask = walker.mask()
+        if int(np.bitwise_count(mask).sum()) > _MAX_SPELLINGS:
+            return None
+        allowed = np.flatnonzero(np.unpackbits(mask.view(np.uint8), bitorder="little"))
+        spellings = {vocab.token_bytes(int(t)): int(t) for t in allowed[::-1]
+                     if vocab.is_text(int(t))}  # the lowest id among duplicates wins
+        plain = [data for data in spellings if not data.startswith(b"\\")]
+        if not plain:
+            return None
+        longest = max(plain, key=len)
+        if not all(longest.startswith(data) for data in plain):
+            return None
+        token = spellings[longest]
+        walker.advance(token)
+        return token
+
+    @staticmethod
     def _advance_longest(walker: Matcher, forced: bytes, lookup: _TokenLookup) -> int | None:
-        """Advance ``walker`` by the longest allowed token that begins ``forced``; its id."""
+        """Advance ``walker`` by the longest allowed token that begins ``forced`` and does not
+        take the space before a word; its id."""
         for length in range(min(lookup.max_length, len(forced)), 0, -1):
+            if forced[length - 1] == 0x20 and length < len(forced) and not forced[
+                    length: length + 1].isspace():
+                continue
             token = lookup.by_bytes.get(forced[:length])
             if token is not None and walker.advance(token):
                 return token
@@ -182,27 +286,188 @@ class DraftChain(Draft):
         self.drafts = tuple(drafts)
 
     def propose(self, matcher: Matcher | None, context: DraftContext, k: int) -> list[int]:
+        return self.draw(matcher, context, k).tokens
+
+    def draw(self, matcher: Matcher | None, context: DraftContext, k: int,
+             sampling: DraftSampling = GREEDY) -> Proposal:
         walker = None if matcher is None else matcher.copy()
         tokens: list[int] = []
+        distributions: list[torch.Tensor | None] = []
         idle = turn = 0  # idle: drafts in a row that added nothing since the last token
         while len(tokens) < k and idle < len(self.drafts):
             draft = self.drafts[turn % len(self.drafts)]
             turn += 1
             budget = k - len(tokens)
-            more = draft.propose(walker, context.after(tokens), budget)
-            if len(more) > budget:
-                raise ValueError(f"{draft!r} proposed {len(more)} tokens, more than {budget}")
-            for token in more:
-                if token in context.vocab.eos_token_ids or (
+            more = draft.draw(walker, context.after(tokens), budget, sampling)
+            if len(more.tokens) > budget:
+                raise ValueError(f"{draft!r} proposed {len(more.tokens)} tokens, more than "
+                                 f"{budget}")
+            for token in more.tokens:
+                if not context.vocab.is_text(token) or (
                         walker is not None and not walker.advance(token)):
                     raise ValueError(f"{draft!r} proposed token {token}, which the "
                                      "constraint does not allow there")
-            tokens.extend(more)
-            idle = 0 if more else idle + 1
-        return tokens
+            tokens.extend(more.tokens)
+            distributions.extend(more.distributions)
+            idle = 0 if more.tokens else idle + 1
+        return Proposal(tokens, distributions)
 
     def __repr__(self) -> str:
         return f"DraftChain({list(self.drafts)!r})"
+
+
+@lru_cache(maxsize=8)
+def _text_tokens(vocab: Vocabulary) -> np.ndarray:
+    """The packed mask of the text tokens (no EOS, special or padding id): what a draft may
+    propose where the constraint allows anything."""
+    allowed = np.zeros(((vocab.size + 31) // 32) * 32, dtype=np.uint8)
+    allowed[[i for i, data in enumerate(vocab.tokens) if data]] = 1
+    words = np.packbits(allowed, bitorder="little").view(np.uint32)
+    words.flags.writeable = False
+    return words
+
+
+@dataclass
+class _DraftSession:
+    """A draft model's session over one row; its cache holds the first ``read`` ids of the row
+    (prompt, then output), all of them accepted by the target."""
+
+    session: ModelSession
+    read: int
+
+    def logprobs_after(self, ids: Sequence[int], accepted: int) -> torch.Tensor:
+        """The next-token log-probabilities after ``ids`` (the row's prompt and output, then
+        tokens drafted but not yet verified): the first ``accepted`` of them are read into the
+        cache for good, the rest only for this answer (``keep`` drops them again)."""
+        new = list(ids[self.read:])
+        if not new:
+            return self.session.logprobs()[0]
+        after = self.session.extend(torch.tensor([new], dtype=torch.long))
+        self.session.keep(torch.tensor([accepted - self.read]))
+        self.read = accepted
+        return after[0, -1]
+
+
+class DraftModel(Draft):
+    """A smaller causal LM with the target's vocabulary, decoding under the same constraint.
+
+    At each drafted position the draft model's next-token distribution is masked by the row's
+    constraint (EOS excluded: ending is the target's call) and processed like the target's
+    (``DraftSampling``: the same temperature, top-p and top-k); the draft samples its token from
+    that distribution q, or takes its argmax when the target decodes greedily. The verification
+    accepts a sampled token d with probability min(1, p(d) / q(d)), p being the target's masked
+    distribution, and otherwise draws from the residual max(0, p - q), normalised: the standard
+    speculative rule, exact for any q (see ``structgen.decoding.speculative``).
+
+    Each row keeps its own session of the draft model (in ``DraftContext.memory``) whose cache
+    holds only the row's accepted tokens: drafted tokens are read with ``extend`` and dropped
+    again with ``keep``, so rejections cost no rollback. Drafting k tokens costs k forward passes
+    of the draft model per row.
+
+    Args:
+        model: the draft model; its vocabulary must equal the target's.
+        k: at most this many tokens per proposal (None: as many as the caller asks).
+    """
+
+    def __init__(self, model: LanguageModel, k: int | None = None):
+        if k is not None and k < 1:
+            raise ValueError(f"DraftModel needs k >= 1 or None, got {k}")
+        self.model = model
+        self.k = k
+
+    @classmethod
+    def truncated(cls, target: TransformersModel, layers: int,
+                  k: int | None = None) -> DraftModel:
+        """A draft made of the target's own first ``layers`` decoder layers, with its
+        embeddings, final norm and output head (every weight shared, nothing copied): an
+        "early exit" of the target, the draft model that needs no second checkpoint.
+
+        Raises:
+            TypeError: the model keeps its decoder layers elsewhere than
+                ``base_model.layers`` (the Llama family's layout: Llama, Mistral, Qwen,
+                SmolLM2, ...).
+            ValueError: ``layers`` is not between 1 and the target's layer count minus one.
+        """
+        short = _first_layers(target.model, layers)
+        return cls(TransformersModel(short, target.tokenizer, vocab=target.vocab), k=k)
+
+    def propose(self, matcher: Matcher | None, context: DraftContext, k: int) -> list[int]:
+        return self.draw(matcher, context, k).tokens
+
+    def draw(self, matcher: Matcher | None, context: DraftContext, k: int,
+             sampling: DraftSampling = GREEDY) -> Proposal:
+        k = k if self.k is None else min(k, self.k)
+        if k < 1 or (matcher is not None and matcher.is_finished()):
+            return Proposal([], [])
+        if self.model.vocab != context.vocab:
+            raise VocabularyError("a DraftModel needs the vocabulary of the model it drafts for "
+                                  f"({context.vocab.name or context.vocab.size} ids); its model "
+                                  f"has {self.model.vocab.name or self.model.vocab.size}")
+        ids = [*context.prompt, *context.generated]
+        accepted = len(context.prompt) + (
+            len(context.generated) if context.confirmed is None else context.confirmed)
+        state = context.memory.get(self)
+        if state is None:
+            state = context.memory[self] = _DraftSession(
+                self.model.start([ids[:accepted]]), accepted)
+        text = _text_tokens(context.vocab)
+        walker = None if matcher is None else matcher.copy()
+        tokens: list[int] = []
+        distributions: list[torch.Tensor | None] = []
+        while len(tokens) < k:
+            logprobs = state.logprobs_after([*ids, *tokens], accepted)
+            mask = text if walker is None else walker.mask() & text
+            masked = apply_token_bitmask(logprobs.clone(), mask)
+            if not torch.isfinite(masked.max()):
+                break  # the draft model gives no allowed text token any mass
+            if sampling.distribution is None:
+                token, q = int(masked.argmax()), None
+            else:
+                q = sampling.distribution(masked.double().unsqueeze(0))[0]
+                token = int(torch.multinomial(q, 1, generator=sampling.generator))
+            tokens.append(token)
+            distributions.append(q)
+            if walker is not None:
+                walker.advance(token)
+                if walker.is_finished():
+                    break
+        return Proposal(tokens, distributions)
+
+    def __repr__(self) -> str:
+        return f"DraftModel({type(self.model).__name__}, k={self.k})"
+
+
+def _first_layers(hf_model: Any, layers: int) -> Any:
+    """A view of a transformers causal LM that runs only its first ``layers`` decoder layers,
+    sharing every module and weight with ``hf_model``, which stays as it was."""
+    base = hf_model.base_model
+    blocks = getattr(base, "layers", None)
+    if not isinstance(blocks, torch.nn.ModuleList):
+        raise TypeError(f"DraftModel.truncated needs the decoder layers at base_model.layers; "
+                        f"{type(hf_model).__name__} keeps them elsewhere")
+    if not 1 <= layers < len(blocks):
+        raise ValueError(f"DraftModel.truncated keeps 1 to {len(blocks) - 1} of the "
+                         f"{len(blocks)} layers, not {layers}")
+    config = copy.deepcopy(hf_model.config)
+    config.num_hidden_layers = layers  # the decoder loop and the KV cache both read it
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = list(config.layer_types[:layers])
+    short_base = _shallow_module_copy(base)
+    short_base.layers = torch.nn.ModuleList(list(blocks)[:layers])
+    short_base.config = config
+    short = _shallow_module_copy(hf_model)
+    setattr(short, hf_model.base_model_prefix, short_base)
+    short.config = config
+    return short
+
+
+def _shallow_module_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A second module object over the same parameters, buffers and submodules, whose own
+    submodules can be replaced without touching ``module`` (``copy.copy`` alone would share
+    the dictionary that holds them)."""
+    twin = copy.copy(module)
+    twin._modules = dict(module._modules)
+    return twin
 
 
 def as_draft(draft: Draft | Sequence[Draft] | None) -> Draft | None:

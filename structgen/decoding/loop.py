@@ -5,6 +5,14 @@ logits' device; AWRS checks single tokens).
 The loop is a generator of steps so that ``generate`` (run it out) and ``stream`` (yield text as
 it comes) share it. A row stops at EOS, when its constraint allows nothing but EOS (no forward
 pass is spent on it), or at ``max_tokens``.
+
+With a draft (``structgen.decoding.drafts``) a step is speculative: each row proposes up to
+``draft_tokens`` tokens its constraint allows, one forward pass scores them all
+(``ModelSession.extend``), the verification (``structgen.decoding.speculative``) keeps a prefix
+and adds the target's own next token, and the matchers and the KV cache roll back the rest
+(``Matcher.rollback``, ``ModelSession.keep``). The outputs have exactly the distribution of the
+loop without a draft (for greedy decoding, the same tokens): drafts change the number of forward
+passes, never the result.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ import torch
 from structgen.automata.matcher import Matcher
 from structgen.compiler import compile as compile_constraint
 from structgen.constraints import Constraint
-from structgen.decoding.models import LanguageModel, Prompt
+from structgen.decoding.drafts import Draft, DraftContext, DraftSampling, Proposal, as_draft
+from structgen.decoding.models import LanguageModel, ModelSession, Prompt
 from structgen.decoding.samplers import Greedy, Sampler
+from structgen.decoding.speculative import Verdict, draft_sampling, verify
 from structgen.vocab import Vocabulary
 
 
@@ -33,6 +43,13 @@ class GenerationResult:
     ``logprobs[i]`` is the model's (unconstrained) log-probability of ``token_ids[i]``;
     ``finish_reason`` is ``"eos"``, ``"constraint"`` (nothing but EOS was allowed; EOS is not
     part of ``token_ids``) or ``"length"`` (cut by ``max_tokens``).
+
+    ``statistics`` holds ``tokens`` (this output's), ``forward_passes`` (target model passes of
+    the whole batch, prefill included) and ``tokens_per_forward_pass`` (the batch's tokens over
+    them), the sampler's counts (AWRS: ``checks``, ``rejections``, ``fallbacks``), and with a
+    draft this output's ``drafted`` and ``accepted`` tokens (and, for greedy decoding,
+    ``near_ties``: choices made with a top-2 logit gap below 1e-4, the only ones that may differ
+    from decoding without the draft).
     """
 
     text: str
@@ -55,6 +72,7 @@ class _Row:
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)  # the drafts' state for this row
 
 
 @dataclass(frozen=True)
@@ -118,22 +136,33 @@ class RowConstraints:
 
 
 class DecodeRun:
-    """A batch decode in progress; iterate :meth:`steps`, then read :meth:`results`."""
+    """A batch decode in progress; iterate :meth:`steps`, then read :meth:`results`.
+
+    ``draft`` (a draft, a list of drafts tried in turn, or None) makes the steps speculative,
+    each row drafting up to ``draft_tokens`` tokens per step (see the module docstring).
+    """
 
     def __init__(self, model: LanguageModel, prompts: Sequence[Prompt],
                  constraints: Sequence[Constraint | None], sampler: Sampler | None = None,
-                 max_tokens: int = 256, seed: int | None = None, chat: bool | None = None):
+                 max_tokens: int = 256, seed: int | None = None, chat: bool | None = None,
+                 draft: Draft | Sequence[Draft] | None = None, draft_tokens: int = 8):
         if len(prompts) != len(constraints):
             raise ValueError("one constraint (or None) per prompt")
         if max_tokens < 0:
             raise ValueError("max_tokens must be >= 0")
+        if draft_tokens < 1:
+            raise ValueError("draft_tokens must be >= 1")
         started = time.perf_counter()
         self.model = model
         self.sampler = sampler or Greedy()
         self.max_tokens = max_tokens
+        self.draft = as_draft(draft)
+        self.draft_tokens = draft_tokens
         vocab = model.vocab
+        counts = {} if self.draft is None else {"drafted": 0, "accepted": 0}
         self.rows = [
-            _Row(None if c is None else compile_constraint(c, vocab).matcher())
+            _Row(None if c is None else compile_constraint(c, vocab).matcher(),
+                 counts=dict(counts))
             for c in constraints
         ]
         self.contexts = [model.encode_prompt(p, chat) for p in prompts]
@@ -143,10 +172,19 @@ class DecodeRun:
         self.generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
         self.timings = {"setup_s": time.perf_counter() - started, "prefill_s": 0.0,
                         "decode_s": 0.0, "mask_s": 0.0}
+        if self.draft is not None:
+            self.timings["draft_s"] = 0.0
         self.forward_passes = 0
 
     def steps(self) -> Iterator[StepEvent]:
-        """Run the loop, yielding the tokens chosen at each step."""
+        """Run the loop, yielding the tokens chosen at each step (with a draft, a step may
+        choose several tokens of a row)."""
+        if self.draft is None:
+            return self._token_steps()
+        return self._speculative_steps()
+
+    def _token_steps(self) -> Iterator[StepEvent]:
+        """The loop without a draft: one token per row and one forward pass per step."""
         started = time.perf_counter()
         active = [i for i, row in enumerate(self.rows) if not self._finished_before_start(row)]
         if not active or self.max_tokens == 0:
@@ -185,6 +223,159 @@ class DecodeRun:
         self.timings["decode_s"] = time.perf_counter() - decode_started
         self._cut(active)
 
+    def _speculative_steps(self) -> Iterator[StepEvent]:
+        """The loop with a draft. A row's token chosen at one step is read by the model at the
+        next, in the same forward pass as the row's new drafted tokens, so every pass gives
+        every row at least one token, and a decode never takes more passes than without a
+        draft. The first step drafts nothing: the prefill already gives its distribution."""
+        started = time.perf_counter()
+        active = [i for i, row in enumerate(self.rows) if not self._finished_before_start(row)]
+        if not active or self.max_tokens == 0:
+            self._cut(active)
+            return
+        session = self.model.start([self.contexts[i] for i in active])
+        self.forward_passes += 1
+        self.timings["prefill_s"] = time.perf_counter() - started
+        decode_started = time.perf_counter()
+        sampling = draft_sampling(self.sampler, self.generator)
+        unread: list[int] | None = None  # each row's last token: chosen, not yet read
+        while active:
+            drafting = time.perf_counter()
+            proposals = [Proposal([], []) if unread is None else self._propose(index, sampling)
+                         for index in active]
+            self.timings["draft_s"] += time.perf_counter() - drafting
+            positions, extended = self._score(session, unread, proposals)
+            states = [self._walk(self.rows[i], p.tokens) for i, p in zip(active, proposals)]
+            # A position per drafted token, and one more for the target's own token unless the
+            # draft completed the constraint.
+            decisions = [len(p.tokens) + int(s[-1] is None or not s[-1].is_finished())
+                         for p, s in zip(proposals, states)]
+            rows = RowConstraints([m for s, n in zip(states, decisions) for m in s[:n]],
+                                  self._unconstrained)
+            where = (torch.tensor([r for r, n in enumerate(decisions) for _ in range(n)]),
+                     torch.tensor([j for n in decisions for j in range(n)]))
+            verdicts = verify(self.sampler, sampling, positions[where], rows, proposals,
+                              decisions, self.generator)
+            self.timings["mask_s"] += rows.seconds
+            if extended:  # keep each row's unread token and the drafted tokens it accepted
+                session.keep(torch.tensor([1 + v.accepted for v in verdicts]))
+            logprobs = self._logprobs_of_kept(positions, proposals, verdicts)
+            events: list[tuple[int, int]] = []
+            kept: list[int] = []
+            for position, (index, proposal, verdict) in enumerate(
+                    zip(active, proposals, verdicts)):
+                row = self.rows[index]
+                if self._record_step(row, proposal, verdict, logprobs[position]):
+                    kept.append(position)
+                tokens = proposal.tokens[:verdict.accepted]
+                if verdict.token is not None:
+                    tokens = [*tokens, verdict.token]
+                events.extend((index, token) for token in tokens)
+            yield StepEvent(events)
+            if len(kept) < len(active):
+                active = [active[p] for p in kept]
+                if not active:
+                    break
+                session.select(torch.tensor(kept, dtype=torch.long))
+            unread = [verdicts[p].token for p in kept]
+        self.timings["decode_s"] = time.perf_counter() - decode_started
+
+    def _propose(self, index: int, sampling: DraftSampling) -> Proposal:
+        """Row ``index``'s draft, leaving room for the target's own token within
+        ``max_tokens``."""
+        row = self.rows[index]
+        budget = min(self.draft_tokens, self.max_tokens - len(row.token_ids) - 1)
+        if budget < 1:
+            return Proposal([], [])
+        context = DraftContext(self.contexts[index], row.token_ids, self.model.vocab,
+                               memory=row.memory)
+        proposal = self.draft.draw(row.matcher, context, budget, sampling)
+        if len(proposal.tokens) > budget:
+            raise ValueError(f"{self.draft!r} proposed {len(proposal.tokens)} tokens, more "
+                             f"than {budget}")
+        return proposal
+
+    def _score(self, session: ModelSession, unread: list[int] | None,
+               proposals: list[Proposal]) -> tuple[torch.Tensor, bool]:
+        """The forward pass of a step: each row's unread token, then its drafted tokens.
+
+        Returns the target's log-probabilities at every drafted position, ``(rows, width + 1,
+        vocab)`` (position j: after a row's first j drafted tokens), and whether the pass was
+        an ``extend`` that ``keep`` must settle (not when nothing was drafted: then it was an
+        ``append``, or at the first step no pass at all).
+        """
+        if unread is None:  # the first step: the prefill has answered
+            return session.logprobs().unsqueeze(1), False
+        width = max(len(p.tokens) for p in proposals)
+        self.forward_passes += 1
+        if width == 0:
+            session.append(torch.tensor(unread, dtype=torch.long))
+            return session.logprobs().unsqueeze(1), False
+        # Rows with shorter drafts are padded with id 0: read, then dropped by keep().
+        tokens = torch.zeros((len(proposals), 1 + width), dtype=torch.long)
+        tokens[:, 0] = torch.tensor(unread, dtype=torch.long)
+        for row, proposal in enumerate(proposals):
+            if proposal.tokens:
+                tokens[row, 1:1 + len(proposal.tokens)] = torch.tensor(proposal.tokens,
+                                                                       dtype=torch.long)
+        return session.extend(tokens)[:, 1:], True
+
+    def _walk(self, row: _Row, tokens: list[int]) -> list[Matcher | None]:
+        """The row's constraint state at each drafted position (None for a free row); the
+        row's own matcher is left advanced along the whole draft, for :meth:`_record_step` to
+        roll back."""
+        vocab = self.model.vocab
+        matcher = row.matcher
+        states: list[Matcher | None] = [None if matcher is None else matcher.copy()]
+        for token in tokens:
+            if not vocab.is_text(token) or (matcher is not None and not matcher.advance(token)):
+                raise ValueError(f"{self.draft!r} proposed token {token}, which the "
+                                 "constraint does not allow there")
+            states.append(None if matcher is None else matcher.copy())
+        return states
+
+    @staticmethod
+    def _logprobs_of_kept(positions: torch.Tensor, proposals: list[Proposal],
+                          verdicts: list[Verdict]) -> list[list[float]]:
+        """Each row's unconstrained log-probabilities of its kept drafted tokens and of the
+        target's token after them, read from ``positions`` in one gather."""
+        where: tuple[list[int], list[int], list[int]] = ([], [], [])
+        for row, (proposal, verdict) in enumerate(zip(proposals, verdicts)):
+            tokens = proposal.tokens[:verdict.accepted]
+            if verdict.token is not None:
+                tokens = [*tokens, verdict.token]
+            for j, token in enumerate(tokens):
+                where[0].append(row)
+                where[1].append(j)
+                where[2].append(token)
+        flat = positions[tuple(torch.tensor(w, dtype=torch.long) for w in where)].tolist()
+        out: list[list[float]] = [[] for _ in proposals]
+        for row, value in zip(where[0], flat):
+            out[row].append(value)
+        return out
+
+    def _record_step(self, row: _Row, proposal: Proposal, verdict: Verdict,
+                     logprobs: list[float]) -> bool:
+        """Record what the verification kept of ``row``'s step and roll its matcher back to
+        it; True when the row goes on."""
+        row.counts["drafted"] += len(proposal.tokens)
+        row.counts["accepted"] += verdict.accepted
+        for name, value in verdict.counts.items():
+            row.counts[name] = row.counts.get(name, 0) + value
+        if row.matcher is not None:
+            row.matcher.rollback(len(proposal.tokens) - verdict.accepted)
+        row.token_ids.extend(proposal.tokens[:verdict.accepted])
+        row.logprobs.extend(logprobs[:verdict.accepted])
+        if verdict.token is None:  # the draft completed the constraint
+            row.finish_reason = "constraint"
+        elif not self._take(row, verdict.token, logprobs[verdict.accepted]) and len(
+                row.token_ids) >= self.max_tokens:
+            row.finish_reason = "length"
+        if row.finish_reason is None:
+            return True
+        row.memory.clear()
+        return False
+
     def _finished_before_start(self, row: _Row) -> bool:
         if row.matcher is not None and row.matcher.is_finished():
             row.finish_reason = "constraint"
@@ -211,6 +402,8 @@ class DecodeRun:
 
     def results(self) -> list[GenerationResult]:
         vocab = self.model.vocab
+        tokens = sum(len(row.token_ids) for row in self.rows)
+        per_pass = tokens / self.forward_passes if self.forward_passes else 0.0
         out = []
         for row in self.rows:
             data = b"".join(vocab.token_bytes(t) for t in row.token_ids)
@@ -221,7 +414,8 @@ class DecodeRun:
                 finish_reason=row.finish_reason or "length",
                 timings=dict(self.timings),
                 statistics={"forward_passes": self.forward_passes,
-                            "tokens": len(row.token_ids), **row.counts},
+                            "tokens": len(row.token_ids), "tokens_per_forward_pass": per_pass,
+                            **row.counts},
             ))
         return out
 

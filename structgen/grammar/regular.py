@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 
 from structgen.grammar.charset import CharSet
 
-
 _COMPARED_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
