@@ -20,15 +20,37 @@ def _shifts(device: torch.device) -> torch.Tensor:
     return shifts
 
 
+# One pinned staging buffer per (device, shape), with the event of its last copy: pinning
+# memory anew at every step costs more than the copy itself.
+_STAGING: dict[tuple, list] = {}
+
+
+def _staged_copy(words: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``words`` (int32) copied to a CUDA ``device`` without blocking, through a reused pinned
+    buffer (waiting only for that buffer's previous copy to have left it)."""
+    key = (device, words.shape)
+    entry = _STAGING.get(key)
+    if entry is None:
+        entry = _STAGING[key] = [torch.empty(words.shape, dtype=torch.int32).pin_memory(), None]
+    buffer, copied = entry
+    if copied is not None:
+        copied.synchronize()
+    buffer.numpy()[...] = words
+    out = buffer.to(device, non_blocking=True)
+    entry[1] = torch.cuda.Event()
+    entry[1].record(torch.cuda.current_stream(device))
+    return out
+
+
 def bitmask_to_device(bitmask: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """The (batch, words) bitmask as an int32 tensor on ``device``."""
     if isinstance(bitmask, np.ndarray):
-        if not bitmask.flags.writeable:  # a cached mask: torch wants memory it may write
-            bitmask = bitmask.copy()
-        words = torch.from_numpy(np.ascontiguousarray(bitmask).view(np.int32))
+        words = np.ascontiguousarray(bitmask).view(np.int32)
         if device.type == "cuda":
-            return words.pin_memory().to(device, non_blocking=True)
-        return words.to(device)
+            return _staged_copy(words, device)
+        if not words.flags.writeable:  # a cached mask: torch wants memory it may write
+            words = words.copy()
+        return torch.from_numpy(words).to(device)
     if bitmask.dtype != torch.int32:
         bitmask = bitmask.view(torch.int32) if bitmask.element_size() == 4 else bitmask.int()
     return bitmask.to(device, non_blocking=True)
