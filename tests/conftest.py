@@ -12,9 +12,17 @@ The first run converts the two real tokenizers into ``structgen.vocab.cache_dir(
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, settings
 
 from structgen.testing import tokenizers as loaders
 from structgen.vocab import Vocabulary
+
+# Hypothesis's "explain" phase reruns a failing example under a line tracer, which takes many
+# minutes on automaton code; the shrunk example and its error are reported without it. Examples
+# are derived from each test's name, so every run (CI's too) checks the same cases.
+settings.register_profile("structgen", phases=[p for p in Phase if p != Phase.explain],
+                          derandomize=True)
+settings.load_profile("structgen")
 
 
 @pytest.fixture(scope="session")

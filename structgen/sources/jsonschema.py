@@ -236,10 +236,10 @@ def conj_and(a: Conj, b: Conj) -> Conj | None:
         enum=enum,
         excluded=a.excluded + b.excluded,
         lower=lower, lower_exclusive=lower_x, upper=upper, upper_exclusive=upper_x,
-        multiples=a.multiples + b.multiples,
-        non_multiples=a.non_multiples + b.non_multiples,
-        string_terms=a.string_terms + b.string_terms,
-        string_not_terms=a.string_not_terms + b.string_not_terms,
+        multiples=_union(a.multiples, b.multiples),
+        non_multiples=_union(a.non_multiples, b.non_multiples),
+        string_terms=_union(a.string_terms, b.string_terms),
+        string_not_terms=_union(a.string_not_terms, b.string_not_terms),
         min_length=max(a.min_length, b.min_length),
         max_length=_min_opt(a.max_length, b.max_length),
         arrays=a.arrays + b.arrays,
@@ -274,6 +274,12 @@ def _prune_kinds(c: Conj) -> Conj | None:
     if not kinds:
         return None
     return c if len(kinds) == len(c.kinds) else replace(c, kinds=frozenset(kinds))
+
+
+def _union(a: tuple, b: tuple) -> tuple:
+    """``a`` then the items of ``b`` not already in it: a schema merged with itself (or one
+    sharing a pattern) must not intersect the same term twice, which costs automaton states."""
+    return a + tuple(x for x in b if x not in a) if a else b
 
 
 def _forbids(spec: ObjectSpec, name: str) -> bool:
