@@ -20,6 +20,14 @@ Three parts, all in one run:
   global constrained distribution; total variation of SMC's outputs to the global distribution
   (enumerated) as the number of particles grows, for the AWRS and Sample proposals.
 
+* ``vocab``: constraint work per token against vocabulary size, SmolLM2 (49,152) and Qwen
+  (151,646). No offline model has the Qwen vocabulary, so the next-token distributions are
+  synthetic: 0.9 on the canonical next token of a gold extraction document (pretty JSON) and
+  0.1 spread over 64 random tokens. Along that document (teacher forced), per token: AWRS's
+  checks and wall time (``select`` on one row) against a full mask's wall time (``mask()``
+  plus applying it), on the first pass (states visited for the first time) and a second pass
+  (warm caches).
+
 Run: ``python benchmarks/bench_samplers.py [--cases 12] [--toy-runs 2000] [--parts ...]``.
 Writes
 ``benchmarks/results/bench_samplers.json`` and ``samplers.png``.
@@ -169,6 +177,60 @@ def run_toys(runs: int) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------- vocabulary size
+def run_vocab(cases: int) -> list[dict]:
+    import numpy as np
+    import torch
+
+    from structgen.decoding.loop import RowConstraints, text_mask
+    from structgen.kernels.torch_masks import apply_token_bitmask
+    from structgen.testing import tokenizers
+
+    rows = []
+    for name, load in (("smollm2", tokenizers.smollm2_tokenizer),
+                       ("qwen", tokenizers.qwen_tokenizer)):
+        tokenizer = load()
+        vocab = sg.Vocabulary.from_tokenizer(tokenizer)
+        rng = np.random.default_rng(0)
+        free = text_mask(vocab)
+        totals = {"first": [0, 0.0, 0.0, 0], "warm": [0, 0.0, 0.0, 0]}
+        for case in extraction.CASES[:cases]:
+            document = json.dumps(case.gold, indent=2, ensure_ascii=False)
+            ids = tokenizer.encode(document, add_special_tokens=False)
+            compiled = sg.compile(sg.json_schema(extraction.json_schema_of(case.schema),
+                                                 whitespace="pretty"), vocab)
+            for phase in ("first", "warm"):
+                matcher = compiled.matcher()
+                for token in ids + [vocab.eos_token_ids[0]]:
+                    probs = np.zeros(vocab.size)
+                    probs[rng.choice(vocab.size, 64)] = 0.1 / 64
+                    probs[token] += 0.9
+                    logprobs = torch.from_numpy(np.log(probs + 1e-12)).float().view(1, -1)
+                    started = time.perf_counter()
+                    selection = sg.AWRS().select(logprobs, RowConstraints([matcher], free),
+                                                 torch.Generator().manual_seed(0))
+                    awrs_s = time.perf_counter() - started
+                    started = time.perf_counter()
+                    apply_token_bitmask(logprobs.clone(), matcher.mask()[None, :])
+                    mask_s = time.perf_counter() - started
+                    total = totals[phase]
+                    total[0] += selection.counts["checks"][0]
+                    total[1] += awrs_s
+                    total[2] += mask_s
+                    total[3] += 1
+                    if not matcher.advance(token):
+                        break
+        for phase, (checks, awrs_s, mask_s, steps) in totals.items():
+            rows.append({"vocabulary": name, "size": vocab.size, "pass": phase,
+                         "checks_per_token": checks / steps,
+                         "awrs_us_per_token": 1e6 * awrs_s / steps,
+                         "mask_us_per_token": 1e6 * mask_s / steps})
+            print(f"{name:<8} {vocab.size:>7} {phase:<5} checks/tok {checks / steps:5.2f}  "
+                  f"AWRS {1e6 * awrs_s / steps:8.1f} us/tok  full mask "
+                  f"{1e6 * mask_s / steps:8.1f} us/tok", flush=True)
+    return rows
+
+
 def plot(toys: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -209,6 +271,8 @@ def main() -> None:
         out["arithmetic"] = run_arithmetic(model)
     if "toys" in parts:
         out["toys"] = run_toys(args.toy_runs)
+    if "vocab" in parts:
+        out["vocab"] = run_vocab(args.cases)
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     if "toys" in out:

@@ -18,7 +18,7 @@ the distribution nor the unbiasedness.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,8 @@ import torch
 
 from structgen.decoding.samplers import Sampler, Selection, StepRows
 from structgen.kernels.torch_masks import apply_token_bitmask
+
+_BATCH = 64  # draws per multinomial call
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,11 @@ class WalkOutcome:
     rejections: int
 
 
-def rejection_walk(order: Sequence[int], probs: Sequence[float], allowed: Callable[[int], bool],
-                   max_rejections: int, estimate: bool) -> WalkOutcome:
-    """Check the tokens of ``order`` (a draw without replacement from q; ``probs[i]`` is
-    q(order[i])) until one is allowed.
+def rejection_walk(order: Iterable[int], probs: Iterable[float],
+                   allowed: Callable[[int], bool], max_rejections: int,
+                   estimate: bool) -> WalkOutcome:
+    """Check the tokens of ``order`` (a draw without replacement from q, possibly lazy;
+    ``probs`` gives q of each) until one is allowed.
 
     The estimate of the allowed mass Z, when ``estimate`` is set: with M the mass not yet
     rejected when token a is accepted, draw one more token b without replacement (the next in
@@ -56,27 +59,64 @@ def rejection_walk(order: Sequence[int], probs: Sequence[float], allowed: Callab
     sum_t q(t)/Z * (q(t) + Z - q(t)) = Z. Its error is at most M - q(a): small exactly when the
     walk is short, which is when one token holds most of the mass.
 
-    ``order`` must hold at least ``max_rejections + 2`` tokens, or the whole vocabulary.
+    The outcome's token is ``None`` when ``max_rejections`` tokens were rejected or ``order``
+    ran out; its ``allowed_mass`` is ``None`` when ``order`` ran out before b: the caller then
+    computes Z exactly (either way, the choice depends on q alone, never on which tokens are
+    allowed, so the estimate stays unbiased).
     """
+    pairs = iter(zip(order, probs))
     rejected = []
-    for index, token in enumerate(order):
+    index = 0
+    for index, (token, prob) in enumerate(pairs):
         if index == max_rejections:
             return WalkOutcome(None, None, index, index)
         if not allowed(token):
-            rejected.append(probs[index])
+            rejected.append(prob)
             continue
         checks = index + 1
         if not estimate:
             return WalkOutcome(token, None, checks, index)
-        accepted = probs[index]
-        tail = max(0.0, 1.0 - math.fsum(rejected) - accepted)
-        mass = accepted
-        if tail > 0 and index + 1 < len(order):
+        tail = max(0.0, 1.0 - math.fsum(rejected) - prob)
+        mass = prob
+        if tail > 0:
+            following = next(pairs, None)
+            if following is None:
+                return WalkOutcome(token, None, checks, index)
             checks += 1
-            if allowed(order[index + 1]):
+            if allowed(following[0]):
                 mass += tail
         return WalkOutcome(token, mass, checks, index)
-    return WalkOutcome(None, None, len(order), len(order))
+    return WalkOutcome(None, None, len(rejected), len(rejected))
+
+
+class _DistinctDraws:
+    """Tokens in the order of their first appearance among i.i.d. draws from q: exactly a
+    draw without replacement. Draws come in batches (the first batch given); after
+    ``budget`` batches the order ends."""
+
+    def __init__(self, q: torch.Tensor, first: list[int], generator: torch.Generator,
+                 budget: int = 8):
+        self.q, self.first, self.generator, self.budget = q, first, generator, budget
+        self.last = math.nan  # q of the token yielded last
+
+    def __iter__(self) -> Iterator[int]:
+        seen: set[int] = set()
+        batch = self.first
+        for _ in range(self.budget):
+            fresh = [t for t in dict.fromkeys(batch) if t not in seen]
+            if fresh:
+                values = self.q[fresh].double().tolist()
+                for token, value in zip(fresh, values):
+                    seen.add(token)
+                    self.last = value
+                    yield token
+            batch = torch.multinomial(self.q, _BATCH, replacement=True,
+                                      generator=self.generator).tolist()
+
+    def probs(self) -> Iterator[float]:
+        """q of each token, read right after the token (as ``zip`` does)."""
+        while True:
+            yield self.last
 
 
 @dataclass(frozen=True)
@@ -104,41 +144,55 @@ class AWRS(Sampler):
                weighted: bool = False) -> Selection:
         if weighted and self.temperature == 0:
             raise ValueError("AWRS(temperature=0) is greedy: it has no importance weights")
-        scores = logprobs.double()
-        log_q = torch.log_softmax(scores / self.temperature, dim=-1) if self.temperature else \
-            torch.log_softmax(scores, dim=-1)
-        keys = log_q
+        scores = logprobs.float()
+        log_q = torch.log_softmax(scores / (self.temperature or 1.0), dim=-1)
+        q = log_q.exp()
         if self.temperature:
-            exponential = torch.empty_like(log_q).exponential_(generator=generator)
-            keys = log_q - exponential.log()  # + standard Gumbel noise
-        width = min(keys.shape[-1], self.max_rejections + 2)
-        order = keys.topk(width, dim=-1).indices
-        order_probs = log_q.gather(1, order).exp().cpu().numpy()
-        order = order.cpu().numpy()
-        tokens = np.empty(len(order), dtype=np.int64)
-        masses = np.empty(len(order))
-        counts = {"checks": [0] * len(order), "rejections": [0] * len(order),
-                  "fallbacks": [0] * len(order)}
-        for row in range(len(order)):
-            outcome = rejection_walk(order[row].tolist(), order_probs[row].tolist(),
-                                     lambda token, row=row: rows.allowed(row, token),
-                                     self.max_rejections, estimate=weighted)
+            firsts = torch.multinomial(q, _BATCH, replacement=True, generator=generator)
+            firsts = firsts.cpu().tolist()
+        else:  # greedy: by decreasing probability
+            width = min(log_q.shape[-1], self.max_rejections + 2)
+            top = log_q.topk(width, dim=-1).indices
+            tops, top_probs = top.cpu().tolist(), q.gather(1, top).double().cpu().tolist()
+        rows_count = len(scores)
+        tokens = np.empty(rows_count, dtype=np.int64)
+        masses = np.full(rows_count, math.nan)
+        counts = {"checks": [0] * rows_count, "rejections": [0] * rows_count,
+                  "fallbacks": [0] * rows_count}
+        q_rows = q.cpu()
+        for row in range(rows_count):
+            def check(token: int, row: int = row) -> bool:
+                return rows.allowed(row, token)
+
+            if self.temperature:
+                draws = _DistinctDraws(q_rows[row], firsts[row], generator)
+                outcome = rejection_walk(draws, draws.probs(), check, self.max_rejections,
+                                         estimate=weighted)
+            else:
+                outcome = rejection_walk(tops[row], top_probs[row], check,
+                                         self.max_rejections, estimate=weighted)
             counts["checks"][row] = outcome.checks
             counts["rejections"][row] = outcome.rejections
             if outcome.token is None:
                 counts["fallbacks"][row] = 1
-                masked = apply_token_bitmask(keys[row].clone(), rows.row_mask(row))
-                tokens[row] = int(masked.argmax())
-                allowed_log_q = apply_token_bitmask(log_q[row].clone(), rows.row_mask(row))
-                masses[row] = float(allowed_log_q.logsumexp(-1).exp())
+                masked = apply_token_bitmask(log_q[row].clone(), rows.row_mask(row))
+                if self.temperature:
+                    pick = torch.multinomial(masked.softmax(-1), 1, generator=generator)
+                    tokens[row] = int(pick)
+                else:
+                    tokens[row] = int(masked.argmax())
+                masses[row] = float(masked.double().logsumexp(-1).exp())
             else:
                 tokens[row] = outcome.token
-                masses[row] = outcome.allowed_mass if weighted else math.nan
+                if weighted:
+                    masses[row] = outcome.allowed_mass if outcome.allowed_mass is not None \
+                        else float(apply_token_bitmask(log_q[row].clone(), rows.row_mask(row))
+                                   .double().logsumexp(-1).exp())
         chosen = torch.from_numpy(tokens).to(logprobs.device)
         log_weights = None
         if weighted:
             index = chosen.view(-1, 1)
-            log_p = torch.log_softmax(scores, dim=-1).gather(1, index).view(-1)
-            log_weights = (log_p - log_q.gather(1, index).view(-1)).cpu().numpy()
+            log_p = torch.log_softmax(scores, dim=-1).gather(1, index).view(-1).double()
+            log_weights = (log_p - log_q.gather(1, index).view(-1).double()).cpu().numpy()
             log_weights += np.log(masses)
         return Selection(chosen, log_weights, counts)
