@@ -18,7 +18,13 @@ import structgen as sg
 from structgen.decoding.awrs import rejection_walk
 from structgen.decoding.smc import SMCRun, effective_sample_size, log_mean_exp, resample
 from structgen.testing import ToyModel
-from tests.test_decoding import TOKENS, _masked_distribution, _toy_probs, tiny_llama  # noqa: F401
+from tests.test_decoding import (  # noqa: F401
+    TOKENS,
+    _chi_square_fits,
+    _masked_distribution,
+    _toy_probs,
+    tiny_llama,
+)
 
 CONSTRAINT = r"(a|b|é){1,2}1?"
 
@@ -26,26 +32,6 @@ CONSTRAINT = r"(a|b|é){1,2}1?"
 @pytest.fixture
 def toy() -> ToyModel:
     return ToyModel(TOKENS, _toy_probs)
-
-
-def _chi_square_fits(counts: Counter, exact: dict, n: int) -> tuple[float, float]:
-    """Chi-square statistic of ``counts`` against ``n * exact`` (cells pooled to expectation 5)
-    and a critical value near the 0.999 quantile."""
-    assert set(counts) <= set(exact), set(counts) - set(exact)
-    observed, expected, pool_o, pool_e = [], [], 0.0, 0.0
-    for cell in sorted(exact, key=exact.get):
-        pool_o += counts.get(cell, 0)
-        pool_e += n * exact[cell]
-        if pool_e >= 5:
-            observed.append(pool_o)
-            expected.append(pool_e)
-            pool_o = pool_e = 0.0
-    if pool_e:
-        observed[-1] += pool_o
-        expected[-1] += pool_e
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
-    dof = len(expected) - 1
-    return chi2, dof + 3.09 * math.sqrt(2 * dof) + 3
 
 
 def _global_target(model: ToyModel, constraint, max_tokens: int, potential=None) -> dict:
@@ -143,12 +129,7 @@ def test_awrs_selection_is_properly_weighted_for_every_token(toy, temperature):
                                   sg.AWRS(temperature=1.7)])
 def test_awrs_samples_the_masked_distribution(toy, awrs):
     constraint = sg.regex(CONSTRAINT)
-    def tempered_probs(context):
-        p = np.asarray(_toy_probs(context)) ** (1 / awrs.temperature)
-        return (p / p.sum()).tolist()
-
-    tempered = ToyModel(TOKENS, tempered_probs)
-    exact = _masked_distribution(tempered, constraint, max_len=8)
+    exact = _masked_distribution(toy, constraint, max_len=8, sampler=awrs)
     n = 3000
     results = sg.generate(toy, [""] * n, constraint, max_tokens=8, sampler=awrs, seed=5,
                           return_result=True)

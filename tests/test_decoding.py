@@ -29,17 +29,26 @@ def toy() -> ToyModel:
     return ToyModel(TOKENS, _toy_probs)
 
 
-def _masked_distribution(model: ToyModel, constraint, max_len: int) -> dict[tuple, float]:
-    """Every complete token sequence with its probability under locally masked sampling."""
+def _masked_distribution(model: ToyModel, constraint, max_len: int,
+                         sampler: sg.Sample | sg.AWRS | None = None) -> dict[tuple, float]:
+    """Every complete token sequence with its probability under locally masked sampling, each
+    token drawn from ``sampler``'s processed masked distribution (``Sample.distribution``;
+    AWRS(T) samples Sample(T)'s; default: temperature 1)."""
+    sample = sampler if isinstance(sampler, sg.Sample) else sg.Sample(
+        temperature=1.0 if sampler is None else sampler.temperature)
     compiled = sg.compile(constraint, model.vocab)
     out: dict[tuple, float] = {}
 
     def expand(matcher, context: tuple, prob: float) -> None:
-        probs = np.asarray(model.next_probs(context))
+        logprobs = torch.log(torch.tensor(model.next_probs(context), dtype=torch.float64))
         allowed = [t for t in range(model.vocab.size) if matcher.allowed(t)]
-        total = probs[allowed].sum()
+        masked = torch.full_like(logprobs, float("-inf"))
+        masked[allowed] = logprobs[allowed]
+        q = sample.distribution(masked.unsqueeze(0))[0].tolist()
         for t in allowed:
-            p = prob * probs[t] / total
+            p = prob * q[t]
+            if p == 0:
+                continue
             if t == model.eos_token_id:
                 out[context] = out.get(context, 0.0) + p
             elif len(context) < max_len:
@@ -52,6 +61,26 @@ def _masked_distribution(model: ToyModel, constraint, max_len: int) -> dict[tupl
 
     expand(compiled.matcher(), (), 1.0)
     return out
+
+
+def _chi_square_fits(counts: Counter, exact: dict, n: int) -> tuple[float, float]:
+    """Chi-square statistic of ``counts`` against ``n * exact`` (cells pooled to expectation 5)
+    and a critical value near the 0.999 quantile (a correct sampler fails 1 run in 1000)."""
+    assert set(counts) <= set(exact), set(counts) - set(exact)
+    observed, expected, pool_o, pool_e = [], [], 0.0, 0.0
+    for cell in sorted(exact, key=exact.get):
+        pool_o += counts.get(cell, 0)
+        pool_e += n * exact[cell]
+        if pool_e >= 5:
+            observed.append(pool_o)
+            expected.append(pool_e)
+            pool_o = pool_e = 0.0
+    if pool_e:
+        observed[-1] += pool_o
+        expected[-1] += pool_e
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+    dof = len(expected) - 1
+    return chi2, dof + 3.09 * math.sqrt(2 * dof) + 3  # Wilson-Hilferty-sized margin
 
 
 def test_greedy_takes_the_most_likely_allowed_token_at_every_step(toy):
@@ -76,26 +105,8 @@ def test_sampling_matches_the_masked_distribution(toy):
     n = 4000
     results = sg.generate(toy, [""] * n, constraint, max_tokens=8, sampler=sg.Sample(), seed=7,
                           return_result=True)
-    counts = Counter(tuple(r.token_ids) for r in results)
-    assert set(counts) <= set(exact)
-    # Chi-square goodness of fit over the enumerated support (cells with small expectation
-    # pooled); the threshold is the 0.999 quantile, so a correct sampler fails 1 run in 1000.
-    cells = sorted(exact, key=exact.get)
-    observed, expected, pool_o, pool_e = [], [], 0.0, 0.0
-    for cell in cells:
-        pool_o += counts.get(cell, 0)
-        pool_e += n * exact[cell]
-        if pool_e >= 5:
-            observed.append(pool_o)
-            expected.append(pool_e)
-            pool_o = pool_e = 0.0
-    if pool_e:
-        observed[-1] += pool_o
-        expected[-1] += pool_e
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
-    dof = len(expected) - 1
-    critical = dof + 3.09 * math.sqrt(2 * dof) + 3  # Wilson-Hilferty-sized margin for 0.999
-    assert chi2 < critical, (chi2, dof)
+    chi2, critical = _chi_square_fits(Counter(tuple(r.token_ids) for r in results), exact, n)
+    assert chi2 < critical, (chi2, critical)
 
 
 def test_temperature_and_truncation_shape_the_masked_distribution():

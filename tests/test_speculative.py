@@ -20,8 +20,13 @@ import structgen as sg
 from structgen import cli
 from structgen.decoding.drafts import Draft, DraftContext
 from structgen.testing import ToyModel
-from tests.test_awrs_smc import _chi_square_fits
-from tests.test_decoding import TOKENS, _toy_probs, tiny_llama  # noqa: F401
+from tests.test_decoding import (  # noqa: F401
+    TOKENS,
+    _chi_square_fits,
+    _masked_distribution,
+    _toy_probs,
+    tiny_llama,
+)
 from tests.test_json_api import ORDER_SCHEMA, PromptRecordingToy
 
 # Forced text ("abab" after "11", or a choice after one "1"), a choice at both ends.
@@ -64,44 +69,13 @@ def _drafts(draft_toy: ToyModel) -> dict[str, object]:
     }
 
 
-def _local_distribution(model: ToyModel, constraint, sampler, max_len: int) -> dict[tuple, float]:
-    """Every complete output with its probability when each token is drawn from the sampler's
-    processed masked distribution (``Sample.distribution``; AWRS(T) samples Sample(T)'s)."""
-    sample = sampler if isinstance(sampler, sg.Sample) else sg.Sample(temperature=sampler.temperature)
-    compiled = sg.compile(constraint, model.vocab)
-    out: dict[tuple, float] = {}
-
-    def expand(matcher, context: tuple, prob: float) -> None:
-        logprobs = torch.log(torch.tensor(model.next_probs(context), dtype=torch.float64))
-        allowed = [t for t in range(model.vocab.size) if matcher.allowed(t)]
-        masked = torch.full_like(logprobs, float("-inf"))
-        masked[allowed] = logprobs[allowed]
-        q = sample.distribution(masked.unsqueeze(0))[0].tolist()
-        for t in allowed:
-            p = prob * q[t]
-            if p == 0:
-                continue
-            if t == model.eos_token_id:
-                out[context] = out.get(context, 0.0) + p
-            elif len(context) < max_len:
-                child = matcher.copy()
-                assert child.advance(t)
-                if child.is_finished():
-                    out[context + (t,)] = out.get(context + (t,), 0.0) + p
-                else:
-                    expand(child, context + (t,), p)
-
-    expand(compiled.matcher(), (), 1.0)
-    return out
-
-
 # ------------------------------------------------------------------ exact distributions
 @pytest.mark.parametrize("sampler", [sg.Sample(), sg.Sample(temperature=0.7), sg.AWRS()],
                          ids=["sample", "sample-t0.7", "awrs"])
 @pytest.mark.parametrize("name", ["forced", "lookup", "chain", "model"])
 def test_sampling_with_drafts_keeps_the_masked_distribution(toy, draft_toy, name, sampler):
     constraint = sg.regex(CONSTRAINT)
-    exact = _local_distribution(toy, constraint, sampler, max_len=12)
+    exact = _masked_distribution(toy, constraint, max_len=12, sampler=sampler)
     assert abs(sum(exact.values()) - 1) < 1e-9
     n = 1500 if name == "model" else 2500
     results = sg.generate(toy, [""] * n, constraint, max_tokens=12, sampler=sampler, seed=5,
@@ -117,7 +91,7 @@ def test_a_draft_model_under_truncated_sampling_keeps_the_distribution(toy, draf
     """Top-p and top-k zero out tokens the draft model may propose: the residual covers them."""
     constraint = sg.regex(CONSTRAINT)
     sampler = sg.Sample(temperature=1.3, top_p=0.8, top_k=3)
-    exact = _local_distribution(toy, constraint, sampler, max_len=12)
+    exact = _masked_distribution(toy, constraint, max_len=12, sampler=sampler)
     n = 1500
     results = sg.generate(toy, [""] * n, constraint, max_tokens=12, sampler=sampler, seed=9,
                           draft=sg.DraftModel(draft_toy, k=3), return_result=True)

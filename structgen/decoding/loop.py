@@ -183,16 +183,25 @@ class DecodeRun:
             return self._token_steps()
         return self._speculative_steps()
 
-    def _token_steps(self) -> Iterator[StepEvent]:
-        """The loop without a draft: one token per row and one forward pass per step."""
+    def _open(self) -> tuple[ModelSession, list[int]] | None:
+        """Read the prompts of the rows that can still generate (timed as the prefill);
+        ``None`` when there is nothing to generate."""
         started = time.perf_counter()
         active = [i for i, row in enumerate(self.rows) if not self._finished_before_start(row)]
         if not active or self.max_tokens == 0:
             self._cut(active)
-            return
+            return None
         session = self.model.start([self.contexts[i] for i in active])
         self.forward_passes += 1
         self.timings["prefill_s"] = time.perf_counter() - started
+        return session, active
+
+    def _token_steps(self) -> Iterator[StepEvent]:
+        """The loop without a draft: one token per row and one forward pass per step."""
+        opened = self._open()
+        if opened is None:
+            return
+        session, active = opened
         decode_started = time.perf_counter()
         for step in range(self.max_tokens):
             logprobs = session.logprobs()
@@ -228,14 +237,10 @@ class DecodeRun:
         next, in the same forward pass as the row's new drafted tokens, so every pass gives
         every row at least one token, and a decode never takes more passes than without a
         draft. The first step drafts nothing: the prefill already gives its distribution."""
-        started = time.perf_counter()
-        active = [i for i, row in enumerate(self.rows) if not self._finished_before_start(row)]
-        if not active or self.max_tokens == 0:
-            self._cut(active)
+        opened = self._open()
+        if opened is None:
             return
-        session = self.model.start([self.contexts[i] for i in active])
-        self.forward_passes += 1
-        self.timings["prefill_s"] = time.perf_counter() - started
+        session, active = opened
         decode_started = time.perf_counter()
         sampling = draft_sampling(self.sampler, self.generator)
         unread: list[int] | None = None  # each row's last token: chosen, not yet read

@@ -280,8 +280,9 @@ class SMCRun:
         row, and records which session row each particle now descends from."""
         self._ancestor_row = {index: row for row, index in enumerate(active)}
         tokens = torch.empty(len(active), dtype=torch.long, device=logprobs.device)
-        closing = [row for row, i in enumerate(active) if self._closing(self.particles[i])]
-        choosing = [row for row, i in enumerate(active) if not self._closing(self.particles[i])]
+        closes = [self._closing(self.particles[i]) for i in active]
+        closing = [row for row, close in enumerate(closes) if close]
+        choosing = [row for row, close in enumerate(closes) if not close]
         if closing:
             eos = self._eos.to(logprobs.device)
             closing_rows = torch.tensor(closing, dtype=torch.long, device=logprobs.device)

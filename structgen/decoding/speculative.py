@@ -20,7 +20,7 @@ rejected, the *bonus* where all are kept). Two rules:
   it, so the output is the sampler's output, whatever the sampler: greedy (the same tokens),
   masked sampling (the same distribution; keeping d with probability q(d) and otherwise drawing
   from q without d is the standard speculative rule for a point-mass draft), AWRS (its own
-  Gumbel walk at every position). Choices past the first difference are discarded unseen, which
+  rejection walk at every position). Choices past the first difference are discarded unseen, which
   leaves the others independent.
 * **The speculative rule** (Leviathan et al. 2023; Chen et al. 2023), when some token was drawn
   from a draft distribution q (:class:`~structgen.decoding.drafts.DraftModel`): with p the
