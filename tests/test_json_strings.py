@@ -18,7 +18,6 @@ import functools
 import itertools
 import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -41,9 +40,10 @@ from structgen.sources.json_strings import (
 )
 from structgen.sources.regex import parse_regex
 from structgen.testing.reference import fullmatch
+from structgen.testing.schema_suite import DATA_DIR
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-SUITE = Path(__file__).resolve().parents[2] / "shared/data/json-schema-test-suite/tests"
+SUITE = DATA_DIR / "json-schema-test-suite/tests"
 
 # ---------------------------------------------------------------------------------------------
 # Encodings and decoding, written independently of the module under test.

@@ -21,7 +21,6 @@ import json
 import re
 import unicodedata
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +31,7 @@ from structgen.grammar.charset import CharSet
 from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
 from structgen.sources.regex import parse_regex
 from structgen.testing.reference import fullmatch
+from structgen.testing.schema_suite import DATA_DIR
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
@@ -887,7 +887,7 @@ def test_long_patterns_keep_their_language():
 # the ECMA-262 grammar and semantics (u flag), from the JSON Schema Test Suite, and from Python's
 # re on translations whose meaning is the same in both dialects.
 
-SUITE = Path(__file__).resolve().parents[2] / "shared/data/json-schema-test-suite/tests"
+SUITE = DATA_DIR / "json-schema-test-suite/tests"
 ANY_STRING = Repeat(Chars(CharSet.of([(0, 0x10FFFF)])), 0, None)
 LINE_TERMINATORS = "\n\r\u2028\u2029"
 ECMA_SPACE = (
