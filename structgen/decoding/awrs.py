@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from structgen.decoding.samplers import Sampler, Selection, StepRows
+from structgen.decoding.samplers import Sampler, Selection, StepRows, draw_categorical
 from structgen.kernels.torch_masks import apply_token_bitmask
 
 _BATCH = 64  # draws per multinomial call
@@ -148,7 +148,9 @@ class AWRS(Sampler):
         if weighted and self.temperature == 0:
             raise ValueError("AWRS(temperature=0) is greedy: it has no importance weights")
         scores = logprobs.float()
-        log_q = torch.log_softmax(scores / (self.temperature or 1.0), dim=-1)
+        # The model's log-probabilities are q itself at temperature 1 (no renormalising pass).
+        log_q = scores if self.temperature == 1 else torch.log_softmax(
+            scores / (self.temperature or 1.0), dim=-1)
         q = log_q.exp()
         if self.temperature:
             firsts = torch.multinomial(q, _BATCH, replacement=True, generator=generator)
@@ -180,8 +182,7 @@ class AWRS(Sampler):
                 counts["fallbacks"][row] = 1
                 masked = apply_token_bitmask(log_q[row].clone(), rows.row_mask(row))
                 if self.temperature:
-                    pick = torch.multinomial(masked.softmax(-1), 1, generator=generator)
-                    tokens[row] = int(pick)
+                    tokens[row] = int(draw_categorical(masked.softmax(-1), generator))
                 else:
                     tokens[row] = int(masked.argmax())
                 masses[row] = float(masked.double().logsumexp(-1).exp())

@@ -23,6 +23,28 @@ import torch
 from structgen.kernels.torch_masks import apply_token_bitmask
 
 
+def draw_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per distribution along the last axis of ``probs`` (``(..., vocab)``,
+    non-negative, each summing to more than zero; not necessarily normalised), as int64 of shape
+    ``probs.shape[:-1]``.
+
+    Inverts the cumulative distribution in float64 with one uniform per row. That is the
+    distribution ``torch.multinomial(probs, 1)`` draws from, at a fraction of its cost on a CPU:
+    for a single sample torch perturbs every entry with exponential noise (about 1.3 ms per
+    49k-entry row), against a cumulative sum and a binary search here.
+    """
+    flat = probs.reshape(-1, probs.shape[-1])
+    cdf = flat.double().cumsum(-1)
+    uniforms = torch.rand((len(flat), 1), generator=generator, dtype=torch.float64,
+                          device=generator.device).to(cdf.device)
+    tokens = torch.searchsorted(cdf, uniforms * cdf[:, -1:], right=True).view(-1)
+    overflow = tokens >= flat.shape[-1]  # u * total rounded up to total: the last positive one
+    if bool(overflow.any()):
+        for row in torch.flatnonzero(overflow).tolist():
+            tokens[row] = int(torch.flatnonzero(flat[row] > 0)[-1])
+    return tokens.view(probs.shape[:-1])
+
+
 class StepRows(Protocol):
     """What a sampler may ask about the constraints of the rows of one step."""
 
@@ -131,7 +153,7 @@ class Sample(MaskingSampler):
         if self.temperature == 0:
             return masked_logprobs.argmax(dim=-1)
         probs = self.distribution(masked_logprobs.float())
-        return torch.multinomial(probs, 1, generator=generator).view(-1)
+        return draw_categorical(probs, generator)
 
     def log_weights(self, logprobs: torch.Tensor, masked_logprobs: torch.Tensor,
                     tokens: torch.Tensor) -> np.ndarray | None:

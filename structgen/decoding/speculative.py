@@ -41,7 +41,7 @@ import torch
 
 from structgen.decoding.awrs import AWRS
 from structgen.decoding.drafts import DraftSampling, Proposal
-from structgen.decoding.samplers import Greedy, Sample, Sampler, StepRows
+from structgen.decoding.samplers import Greedy, Sample, Sampler, StepRows, draw_categorical
 from structgen.kernels.torch_masks import apply_token_bitmask
 
 NEAR_TIE = 1e-4
@@ -166,11 +166,11 @@ def _speculative_rule(distribution: Callable[[torch.Tensor], torch.Tensor],
                 residual = (target - q).clamp(min=0.0)
             if not residual.sum() > 0:  # reachable only by rounding, when p(d) ~ q(d)
                 residual = target
-            token = int(torch.multinomial(residual, 1, generator=generator))
+            token = int(draw_categorical(residual, generator))
             break
         else:
             if n > len(proposal.tokens):
-                token = int(torch.multinomial(p[start + n - 1], 1, generator=generator))
+                token = int(draw_categorical(p[start + n - 1], generator))
         verdicts.append(Verdict(accepted, token))
         start += n
     return verdicts
