@@ -19,6 +19,8 @@ from structgen.decoding.drafts import (
     PromptLookup,
     allowed_prefix,
     as_draft,
+    canonical_spelling,
+    whitespace_guess,
 )
 
 TOKENS = [b"a", b"b", b"c", b"d", b"e", b"x", b'"', b":", b"1", b"{", b"}",
@@ -263,3 +265,148 @@ def test_forced_draft_spells_json_keys_that_escapes_keep_from_being_forced():
     assert matcher.forced_bytes() == b'{"'  # the key itself is not forced: "\u0062irth..."
     proposal = ForcedDraft().propose(matcher, DraftContext([], [], vocab), 8)
     assert [tokens[t] for t in proposal] == [b'{"', b"birth", b"_year", b'"', b":"]
+
+
+# ------------------------------------------------------------- layouts, spellings, byte looks
+BYTES = [bytes([c]) for c in range(0x20, 0x7F)] + [b"\n", b"\n ", b'{"', b'":', b' "', b'",',
+                                                  b"att", b"end", b"ees", b"atten", b"de"]
+BYTE_VOCAB = sg.Vocabulary([*BYTES, None], eos_token_ids=[len(BYTES)], name="drafts-bytes")
+BYTE_ID = {token: token_id for token_id, token in enumerate(BYTES)}
+FLEXIBLE = sg.json_schema({"type": "object", "properties": {
+    "name": {"type": "string"}, "age": {"type": "integer"}, "city": {"type": "string"}},
+    "required": ["name", "age", "city"]}, extra_properties="forbid")
+
+
+def _byte_ids(text: bytes) -> list[int]:
+    return [BYTE_ID[bytes([b])] for b in text]
+
+
+def _after(constraint, text: bytes) -> tuple[Matcher, list[int]]:
+    matcher = sg.compile(constraint, BYTE_VOCAB).matcher()
+    ids = _byte_ids(text)
+    assert all(matcher.advance(t) for t in ids)
+    return matcher, ids
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    (b'{"name": "Ada",', b' "age": '),             # the spaces of the first field
+    (b'{"name": "Ada", "age": 36,', b' "city": "'),
+    (b'{\n  "name": "Ada",\n  "age": 36,', b'\n  "city": "'),  # pretty, with indentation
+    (b'{\n  "name": "Ada",\n ', b' "age": '),      # the rest of a run the model began
+    (b'{"name":"Ada",', b'"age":'),                # compact
+])
+def test_forced_draft_writes_the_layout_the_output_uses(written, expected):
+    matcher, generated = _after(FLEXIBLE, written)
+    assert matcher.forced_bytes() == b""  # flexible whitespace: nothing is strictly forced
+    proposal = ForcedDraft().propose(matcher, DraftContext([], generated, BYTE_VOCAB), 16)
+    assert _spell_bytes(proposal) == expected
+
+
+def test_forced_draft_guesses_whitespace_from_the_prompt_before_the_output_shows_any():
+    prompt = _byte_ids(b"fields: name, age")
+    matcher, generated = _after(FLEXIBLE, b'{"name')
+    proposal = ForcedDraft().propose(matcher, DraftContext(prompt, generated, BYTE_VOCAB), 16)
+    assert _spell_bytes(proposal) == b'": "'
+
+
+def test_forced_draft_treats_only_optional_whitespace_as_layout():
+    """In the pretty layout a line break after a list item decides between ``,`` and ``]``:
+    a real choice, where the draft stops."""
+    schema = sg.json_schema({"type": "array", "items": {"type": "boolean"}}, whitespace="pretty")
+    matcher, generated = _after(schema, b"[\n  true")
+    assert sorted(matcher.text_cursor().next_bytes()) == sorted(b",\n")
+    assert ForcedDraft().propose(matcher, DraftContext([], generated, BYTE_VOCAB), 8) == []
+
+
+def _spell_bytes(tokens: list[int]) -> bytes:
+    return b"".join(BYTE_VOCAB.token_bytes(t) for t in tokens)
+
+
+def _segmenting_encoder(pieces: list[bytes]):
+    """A tokenizer stand-in: greedy segmentation by ``pieces`` (then single bytes)."""
+    def encode(text: str) -> list[int]:
+        data, out = text.encode(), []
+        while data:
+            piece = next((p for p in pieces if data.startswith(p)), data[:1])
+            out.append(BYTE_ID[piece])
+            data = data[len(piece):]
+        return out
+    return encode
+
+
+def test_forced_draft_spells_keys_as_the_tokenizer_does():
+    """Longest-match would give ``atten`` + ``de`` + ...; the tokenizer says ``att`` + ``end``
+    + ``ees``, also when the model has already written ``att``."""
+    schema = sg.json_schema({"type": "object", "properties": {"attendees": {"type": "integer"}},
+                             "required": ["attendees"]}, whitespace="compact")
+    encode = _segmenting_encoder([b'{"', b"att", b"end", b"ees", b'":'])
+    matcher = sg.compile(schema, BYTE_VOCAB).matcher()
+    plain = ForcedDraft().propose(matcher, DraftContext([], [], BYTE_VOCAB), 8)
+    assert [BYTES[t] for t in plain][:3] == [b'{"', b"atten", b"de"]
+    spelled = ForcedDraft().propose(matcher, DraftContext([], [], BYTE_VOCAB, encode=encode), 8)
+    assert [BYTES[t] for t in spelled] == [b'{"', b"att", b"end", b"ees", b'":']
+    assert matcher.advance(spelled[0]) and matcher.advance(spelled[1])
+    context = DraftContext([], spelled[:2], BYTE_VOCAB, encode=encode)
+    assert [BYTES[t] for t in ForcedDraft().propose(matcher, context, 8)] == [
+        b"end", b"ees", b'":']
+
+
+def test_canonical_spelling_keeps_the_boundary_after_the_last_token():
+    """Where the tokenizer would merge the last token with the text (``a`` + ``"`` as ``a"``
+    does not exist here, but ``"`` + ``:`` does as ``":``), the text is spelled alone."""
+    encode = _segmenting_encoder([b'":'])
+    context = DraftContext([], [], BYTE_VOCAB, encode=encode)
+    assert canonical_spelling(b":1", context, BYTE_ID[b'"']) == _byte_ids(b":1")
+    assert canonical_spelling(b'x":', context, BYTE_ID[b"a"]) == [BYTE_ID[b"x"], BYTE_ID[b'":']]
+    assert canonical_spelling(b"\xc3", context, None) is None  # not whole UTF-8
+    assert canonical_spelling(b"x", DraftContext([], [], BYTE_VOCAB), None) is None
+
+
+@pytest.mark.parametrize(("written", "following", "prompt", "guess"), [
+    (b'{"a":1,', ord('"'), b"", b""),                  # no run after "," nor a space before a quote
+    (b'{"a": 1, "b": 2,', ord('"'), b"", b" "),        # the same two bytes before
+    (b'{"a": 1,', ord('"'), b"x, y", b" "),            # after "," in the prompt
+    (b'{\n  "a": 1,\n', ord('"'), b"x, y", b"  "),     # the run begun: "\n" then two spaces
+    (b'{"a": "b",', ord('"'), b"", b" "),              # the last run before a quote that is one
+    (b'{\n  "a": 1,', None, b"", b""),                 # no run after "," anywhere
+    (b"", ord("{"), b"a {", b""),                      # nothing before the output's first byte
+])
+def test_whitespace_guess(written, following, prompt, guess):
+    assert whitespace_guess(written, following, prompt) == guess
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=rows(constrained=True), data=st.data())
+def test_a_text_cursor_steps_exactly_where_the_matcher_allows(row, data):
+    """Byte by byte, the cursor follows the same language as the matcher's tokens."""
+    matcher, _ = row
+    cursor = matcher.text_cursor()
+    for token in TEXT_IDS:
+        probe = cursor.copy()
+        assert probe.step(TOKENS[token]) == matcher.allowed(token)
+    choices = cursor.next_bytes()
+    assert all(cursor.copy().step(bytes([b])) for b in choices)
+    assert not any(cursor.copy().step(bytes([b])) for b in set(range(256)) - set(choices))
+    if choices:
+        before = matcher.state
+        cursor.step(bytes([data.draw(st.sampled_from(list(choices)))]))
+        assert matcher.state == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), k=st.integers(1, 12))
+def test_forced_draft_proposals_under_flexible_whitespace_are_allowed(data, k):
+    """Random outputs of the flexible schema so far; whatever the layout guess, the proposal is
+    a sequence the constraint allows."""
+    matcher = sg.compile(FLEXIBLE, BYTE_VOCAB).matcher()
+    generated = []
+    for _ in range(data.draw(st.integers(0, 30))):
+        options = [t for t in range(len(BYTES)) if matcher.allowed(t)]
+        if not options:
+            break
+        generated.append(data.draw(st.sampled_from(options)))
+        matcher.advance(generated[-1])
+    prompt = data.draw(st.lists(st.sampled_from(range(len(BYTES))), max_size=10))
+    proposal = ForcedDraft().propose(matcher, DraftContext(prompt, generated, BYTE_VOCAB), k)
+    walker = matcher.copy()
+    assert len(proposal) <= k and all(walker.advance(t) for t in proposal)

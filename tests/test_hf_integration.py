@@ -361,6 +361,22 @@ def test_pipeline_schema_adds_the_parsed_document(pipe, tiny_sg, schema):
     assert "json" not in pipe("Zip code:", regex=r"\d{3}", max_new_tokens=5)[0]
 
 
+def test_pipeline_drafts_give_the_same_outputs_in_fewer_passes(pipe, tiny_sg):
+    """``draft=`` reaches structgen's loop: greedy outputs unchanged, and the forced JSON keys
+    are scored several per forward pass."""
+    plain = pipe("Answer in JSON.", schema=SmallAnswer, max_new_tokens=JSON_TOKENS)
+    drafted = pipe("Answer in JSON.", schema=SmallAnswer, max_new_tokens=JSON_TOKENS,
+                   draft=[sg.ForcedDraft(), sg.PromptLookup()], draft_tokens=4)
+    assert drafted == plain
+    constraint = sg.json_schema(SmallAnswer, extra_properties="forbid")
+    result = sg.generate(tiny_sg, "Answer in JSON.", constraint, max_tokens=JSON_TOKENS,
+                         draft=[sg.ForcedDraft(), sg.PromptLookup()], draft_tokens=4,
+                         return_result=True)
+    assert result.text == drafted[0]["generated_text"]
+    assert result.statistics["accepted"] > 0
+    assert result.statistics["forward_passes"] < len(result.token_ids)
+
+
 def test_pipeline_schema_cut_by_max_new_tokens_raises_incomplete_output(pipe, tiny_sg):
     with pytest.raises(sg.IncompleteOutput, match="max_new_tokens=3") as caught:
         pipe("Answer in JSON.", schema=SmallAnswer, max_new_tokens=3)

@@ -404,6 +404,54 @@ class TokenConstraint:
     def has_text_continuation(self, state: int) -> bool:
         return bool((self.state_mask(state) & ~self._eos_words).any())
 
+    def next_bytes(self, state: int) -> bytes:
+        """The bytes the text may continue with from ``state``, in increasing order."""
+        if state < 0:
+            return b""
+        dfa = self._dfa
+        dfa.materialize(state)
+        return bytes(np.flatnonzero(dfa.trans[state] >= 0).tolist())
+
+    def byte_target(self, state: int, byte: int) -> int:
+        """The DFA state after ``byte`` from ``state``; negative when not allowed."""
+        if state < 0:
+            return DEAD
+        dfa = self._dfa
+        dfa.materialize(state)
+        return int(dfa.trans[state, byte])
+
+
+class TextCursor:
+    """A byte-by-byte look ahead in the constraint's language from a matcher's state (drafts
+    use it to guess text); the matcher it came from does not move."""
+
+    __slots__ = ("_constraint", "_state")
+
+    def __init__(self, constraint: TokenConstraint, state: int):
+        self._constraint = constraint
+        self._state = state
+
+    def next_bytes(self) -> bytes:
+        """The bytes the text may continue with, in increasing order."""
+        return self._constraint.next_bytes(self._state)
+
+    def is_accepting(self) -> bool:
+        """Whether the text so far is a complete match."""
+        return self._constraint.is_accepting(self._state)
+
+    def step(self, data: bytes) -> bool:
+        """Move over ``data``; False (and no move) when the language does not allow it."""
+        state = self._state
+        for byte in data:
+            state = self._constraint.byte_target(state, byte)
+            if state < 0:
+                return False
+        self._state = state
+        return True
+
+    def copy(self) -> TextCursor:
+        return TextCursor(self._constraint, self._state)
+
 
 class Matcher:
     """The constraint's state for one sequence: advance by tokens, ask what is allowed, undo.
@@ -479,6 +527,10 @@ class Matcher:
 
     def copy(self) -> Matcher:
         return Matcher(self._constraint, self._state, self._history)
+
+    def text_cursor(self) -> TextCursor:
+        """A byte-level look ahead from here (see :class:`TextCursor`)."""
+        return TextCursor(self._constraint, self._state)
 
     @property
     def state(self) -> int:

@@ -5,8 +5,9 @@ model then scores them all in one forward pass (``ModelSession.extend``) and the
 rule (``structgen.decoding.speculative``) keeps what it agrees with, so a draft decides only the
 speed, never the output.
 
-* :class:`ForcedDraft`: the text the constraint forces (JSON keys, punctuation), spelled with the
-  longest tokens; accepted whenever the model spells it the same way.
+* :class:`ForcedDraft`: the text the constraint forces (JSON keys, punctuation), with the
+  whitespace the output uses where the layout is free, spelled with the longest tokens;
+  accepted whenever the model writes and spells it the same way.
 * :class:`PromptLookup`: n-gram lookup in the prompt and the output so far; it copies spans, the
   common case of extraction tasks.
 * :class:`DraftModel`: a smaller language model with the same vocabulary, decoding under the same
@@ -21,6 +22,7 @@ alone.
 from __future__ import annotations
 
 import copy
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from structgen.automata.matcher import Matcher
+from structgen.automata.matcher import Matcher, TextCursor
 from structgen.decoding.models import LanguageModel, ModelSession, TransformersModel
+from structgen.decoding.samplers import draw_categorical
 from structgen.errors import VocabularyError
 from structgen.kernels.torch_masks import apply_token_bitmask
 from structgen.vocab import Vocabulary
@@ -45,7 +48,8 @@ class DraftContext:
     were proposed earlier in the same proposal by the drafts of a chain (None: all of them are
     accepted). ``memory`` is the row's storage for drafts that keep state between the steps of
     one decode (a draft model's cache); the decode loop gives every row its own and drops it
-    when the row finishes.
+    when the row finishes. ``encode`` spells text as the model's tokenizer does
+    (``LanguageModel.encode_text``; None or returning None: no tokenizer).
     """
 
     prompt: Sequence[int]
@@ -53,6 +57,8 @@ class DraftContext:
     vocab: Vocabulary
     confirmed: int | None = None
     memory: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    encode: Callable[[str], list[int] | None] | None = field(default=None, compare=False,
+                                                           repr=False)
 
     def after(self, tokens: Sequence[int]) -> DraftContext:
         """The context once ``tokens`` are proposed too (not yet accepted by the target)."""
@@ -153,44 +159,200 @@ def _token_lookup(vocab: Vocabulary) -> _TokenLookup:
 _MAX_SPELLINGS = 64  # more allowed tokens than this: a real choice, not one text spelled out
 
 
+_WHITESPACE = b" \t\n\r"
+_ESCAPE = 0x5C  # backslash
+_MAX_EXPECTED = 256  # bytes looked ahead at once
+
+
+def _text(vocab: Vocabulary, ids: Sequence[int]) -> bytes:
+    return b"".join(vocab.token_bytes(t) for t in ids if vocab.is_text(t))
+
+
+def expected_text(matcher: Matcher, written: bytes, prompt: Callable[[], bytes]) -> bytes:
+    """The text expected next from ``matcher``: what the constraint forces, continued through
+    places where the only choice is optional whitespace (padding: the other choices stay
+    allowed after it) or a ``\\`` escape. There the draft writes the padding
+    :func:`whitespace_guess` expects from ``written`` (the output so far) and ``prompt()`` (its
+    prompt's text), then the one other byte, if one; it stops at any other choice (after the
+    padding, outside strings: where no escape may start) and where EOS is allowed."""
+    cursor = matcher.text_cursor()
+    out = bytearray()
+    prompt_text: bytes | None = None
+    while len(out) < _MAX_EXPECTED and not cursor.is_accepting():
+        choices = cursor.next_bytes()
+        if len(choices) == 1:
+            following = choices[0]
+        else:
+            plain = [b for b in choices if b not in _WHITESPACE and b != _ESCAPE]
+            spaces = [b for b in choices if b in _WHITESPACE]
+            if spaces:
+                # Where an escape may start, whitespace is a string's content, not layout.
+                if (len(plain) > 1 and _ESCAPE in choices
+                        or not _is_padding(cursor, spaces[0], plain)):
+                    break
+                if prompt_text is None:
+                    prompt_text = prompt()
+                gap = whitespace_guess(written + out, plain[0] if len(plain) == 1 else None,
+                                       prompt_text)
+                if gap and cursor.step(gap):
+                    out += gap
+                    continue
+            if len(plain) != 1:
+                break
+            following = plain[0]
+        if not cursor.step(bytes([following])):
+            break
+        out.append(following)
+    return bytes(out)
+
+
+def _is_padding(cursor: TextCursor, space: int, others: list[int]) -> bool:
+    """Whether the whitespace byte ``space`` is optional here: after it, every one of
+    ``others`` is still allowed (JSON's flexible layout; not a pretty layout's line break,
+    which decides between closing and continuing a list)."""
+    probe = cursor.copy()
+    return probe.step(bytes([space])) and set(others) <= set(probe.next_bytes())
+
+
+@lru_cache(maxsize=1024)
+def _gap_pattern(before: int | None, after: int | None) -> re.Pattern[bytes]:
+    """``before``, a whitespace run (group 1), ``after``; None: any non-whitespace byte."""
+    def byte(value: int | None) -> bytes:
+        return rb"[^ \t\n\r]" if value is None else re.escape(bytes([value]))
+    return re.compile(byte(before) + rb"([ \t\n\r]*)" + byte(after))
+
+
+def whitespace_guess(written: bytes, following: int | None, prompt: bytes) -> bytes:
+    """The whitespace still to write before the byte ``following`` (None: before whatever
+    non-whitespace byte comes next), after ``written``.
+
+    The whole run between the last non-whitespace byte of ``written`` and the next one is
+    guessed as the most recent run in the same place, looked for in this order: between the
+    same two bytes in ``written``; after the same byte in ``written``; before the same byte in
+    ``written`` (runs that are not empty: a string's closing quote says nothing about layout);
+    then the first two in ``prompt``. Whitespace already at the end of ``written``
+    is the run's beginning, so a run that does not begin with it is passed over. Nothing is
+    guessed before the output's first byte.
+    """
+    body = written.rstrip(_WHITESPACE)
+    if not body:
+        return b""
+    before, tail = body[-1], written[len(body):]
+    places = [(written, before, following), (written, before, None),
+              (written, None, following), (prompt, before, following), (prompt, before, None)]
+    for text, left, right in dict.fromkeys(p for p in places if p[1:] != (None, None)):
+        for match in reversed(list(_gap_pattern(left, right).finditer(text))):
+            run = match.group(1)
+            if run.startswith(tail) and (run or left is not None):
+                return run[len(tail):]
+    return b""
+
+
+def canonical_spelling(text: bytes, context: DraftContext, last: int | None) -> list[int] | None:
+    """``text`` as the model's tokenizer spells it right after the output's ``last`` token:
+    the tokenizer reads the last token's text and ``text`` together, and when its spelling
+    keeps the boundary between them, the tokens after it; else ``text`` alone. None without a
+    tokenizer or for text that is not whole UTF-8."""
+    if context.encode is None:
+        return None
+    try:
+        string = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    vocab = context.vocab
+    if last is not None and vocab.is_text(last):
+        before = vocab.token_bytes(last)
+        try:
+            ids = context.encode(before.decode("utf-8") + string)
+        except UnicodeDecodeError:
+            ids = None
+        if ids is None:
+            return None
+        length = 0
+        for index, token in enumerate(ids):
+            if length == len(before):
+                return ids[index:]
+            if length > len(before):
+                break
+            length += len(vocab.token_bytes(token))
+    return context.encode(string)
+
+
 class ForcedDraft(Draft):
-    """The text the constraint forces (``Matcher.forced_bytes``), as tokens.
+    """The text the constraint forces (``Matcher.forced_bytes``), spelled as the model's
+    tokenizer spells it, with the layout the output itself uses where the constraint leaves
+    only whitespace or escapes open.
 
-    Each step takes the longest allowed token whose bytes begin the remaining forced text, the
-    choice a BPE tokenizer makes most often, except that a token never ends with a space that the
-    forced text follows with a non-space byte: the pre-tokenizers of byte-level BPE and
-    SentencePiece give that space to the next word (``\\n  "`` is spelled ``\\n `` + `` "``).
-    Once the forced text is used up the matcher is asked again (``forced_bytes`` answers at most
-    a few kilobytes at a time).
+    Spelling: the expected text goes through the model's tokenizer (``DraftContext.encode``),
+    together with the output's last token when that keeps the token boundary (so the rest of
+    a word the model began, ``att`` + ``endees``, splits as in ``attendees``). Without a
+    tokenizer, or where its spelling is not allowed, each step takes the longest allowed token
+    that begins the remaining text, except that a token never ends with a space that the text
+    follows with a non-space byte: the pre-tokenizers of byte-level BPE and SentencePiece give
+    that space to the next word (``\n  "`` is spelled ``\n `` + `` "``).
 
-    Escape sequences aside: JSON (like most string syntaxes) may spell any character of a
-    string as a ``\\`` escape, so the name of a JSON key is never forced byte by byte. Where
-    nothing is forced, EOS is not allowed, and the allowed tokens other than those starting
-    with ``\\`` are all prefixes of the longest of them (``b``, ``bi``, ``birth`` inside the key
-    ``"birth_year"``), the draft proposes that longest one: the text written plainly.
+    Flexible layouts: where JSON allows any whitespace almost nothing is forced (after a key,
+    ``:`` or a space may come). So where the allowed next bytes are one byte plus optional
+    whitespace (or plus ``\\``, which starts an escape: a JSON key's letters may all be
+    escaped), the draft expects that one byte, after the whitespace this output (else the
+    prompt) wrote in the same place (:func:`expected_text`, :func:`whitespace_guess`): a model
+    that writes ``{"name": "Ada", "age": 36}`` gets ``, "age": `` proposed whole after its
+    first field. The guess decides only how much the target accepts, never the output.
 
-    It stops at ``k`` tokens, at a choice, or where no allowed token fits inside the forced text
-    (a token reaching past it would be a guess, not forced).
+    Where nothing is expected, EOS is not allowed, and the allowed tokens other than those
+    starting with ``\\`` are all prefixes of the longest of them, the draft proposes that longest
+    one: the text written plainly.
+
+    It stops at ``k`` tokens, at a choice, or where no allowed token fits inside the expected
+    text (a token reaching past it would be a guess of another kind).
     """
 
     def propose(self, matcher: Matcher | None, context: DraftContext, k: int) -> list[int]:
         if matcher is None:
             return []
-        lookup = _token_lookup(context.vocab)
+        vocab = context.vocab
         walker = matcher.copy()
         tokens: list[int] = []
-        forced = b""
+        written = bytearray(_text(vocab, context.generated))
+
+        def prompt() -> bytes:
+            return _text(vocab, context.prompt[-512:])
+
         while len(tokens) < k:
-            forced = forced or walker.forced_bytes()
-            if forced:
-                token = self._advance_longest(walker, forced, lookup)
-            else:
-                token = self._advance_unescaped(walker, context.vocab)
+            expected = expected_text(walker, bytes(written), prompt)
+            last = (tokens or context.generated or [None])[-1]
+            step = self._spell(walker, expected, context, last, k - len(tokens))
+            if not step:
+                token = self._advance_unescaped(walker, vocab)
+                step = [] if token is None else [token]
+            if not step:
+                break
+            tokens += step
+            written += _text(vocab, step)
+        return tokens
+
+    @classmethod
+    def _spell(cls, walker: Matcher, expected: bytes, context: DraftContext,
+               last: int | None, limit: int) -> list[int]:
+        """Advance ``walker`` along ``expected``, at most ``limit`` tokens, spelled canonically
+        where it can be (else by longest allowed tokens); the tokens."""
+        if not expected:
+            return []
+        out: list[int] = []
+        for token in canonical_spelling(expected, context, last) or []:
+            if len(out) == limit or not walker.advance(token):
+                break
+            out.append(token)
+        if out:
+            return out
+        lookup = _token_lookup(context.vocab)
+        while expected and len(out) < limit:
+            token = cls._advance_longest(walker, expected, lookup)
             if token is None:
                 break
-            tokens.append(token)
-            forced = forced[len(context.vocab.token_bytes(token)):]
-        return tokens
+            out.append(token)
+            expected = expected[len(context.vocab.token_bytes(token)):]
+        return out
 
     @staticmethod
     def _advance_unescaped(walker: Matcher, vocab: Vocabulary) -> int | None:
@@ -424,7 +586,7 @@ class DraftModel(Draft):
                 token, q = int(masked.argmax()), None
             else:
                 q = sampling.distribution(masked.double().unsqueeze(0))[0]
-                token = int(torch.multinomial(q, 1, generator=sampling.generator))
+                token = int(draw_categorical(q, sampling.generator))
             tokens.append(token)
             distributions.append(q)
             if walker is not None:

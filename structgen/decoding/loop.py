@@ -293,7 +293,7 @@ class DecodeRun:
         if budget < 1:
             return Proposal([], [])
         context = DraftContext(self.contexts[index], row.token_ids, self.model.vocab,
-                               memory=row.memory)
+                               memory=row.memory, encode=self.model.encode_text)
         proposal = self.draft.draw(row.matcher, context, budget, sampling)
         if len(proposal.tokens) > budget:
             raise ValueError(f"{self.draft!r} proposed {len(proposal.tokens)} tokens, more "

@@ -93,6 +93,11 @@ class LanguageModel(ABC):
     def start(self, contexts: list[list[int]]) -> ModelSession:
         """Open a session over ``contexts`` (one list of ids per row) and read them in."""
 
+    def encode_text(self, text: str) -> list[int] | None:
+        """How the model's tokenizer spells ``text`` (no special tokens, no chat template), or
+        None for a model without a tokenizer. Drafts use it to spell text as the model would."""
+        return None
+
 
 class TransformersModel(LanguageModel):
     """A Hugging Face causal LM and its tokenizer: KV cache, left padding, any device.
@@ -129,6 +134,9 @@ class TransformersModel(LanguageModel):
         if isinstance(ids, dict) or hasattr(ids, "keys"):
             ids = ids["input_ids"]
         return list(ids)
+
+    def encode_text(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def start(self, contexts: list[list[int]]) -> TransformersSession:
         return TransformersSession(self, contexts)
