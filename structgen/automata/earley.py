@@ -58,34 +58,48 @@ class EarleyTables:
 
     def _closure(self, kernel: set) -> frozenset:
         """Predict and complete until nothing changes; origins ``SELF`` mean the new set."""
-        items = set(kernel)
-        todo = list(kernel)
+        items: set[tuple[int, int, int]] = set()
+        todo: list[tuple[int, int, int]] = []
+        # The items of this set by the nonterminal after their dot: the parents a completion
+        # with origin SELF advances (kept as items arrive, instead of scanning the set).
+        waiting: dict[str, list[tuple[int, int, int]]] = {}
+        predicted: set[str] = set()
+
+        def add(item: tuple[int, int, int]) -> None:
+            items.add(item)
+            todo.append(item)
+            rhs = self.rule_rhs[item[0]]
+            if item[1] < len(rhs) and isinstance(rhs[item[1]], Nonterminal):
+                waiting.setdefault(rhs[item[1]].name, []).append(item)
+
+        for item in kernel:
+            if item not in items:
+                add(item)
         while todo:
             rule, dot, origin = todo.pop()
             rhs = self.rule_rhs[rule]
             if dot < len(rhs):
                 symbol = rhs[dot]
                 if isinstance(symbol, Nonterminal):
-                    new = [(r, 0, SELF) for r in self.by_lhs.get(symbol.name, ())]
+                    new = []
+                    if symbol.name not in predicted:  # a nonterminal's rules enter once
+                        predicted.add(symbol.name)
+                        new = [(r, 0, SELF) for r in self.by_lhs.get(symbol.name, ())]
                     if symbol.name in self.nullable:
                         new.append((rule, dot + 1, origin))
                     for item in new:
                         if item not in items:
-                            items.add(item)
-                            todo.append(item)
+                            add(item)
                 continue
             lhs = self.rule_lhs[rule]
             if origin == SELF:
-                symbol = Nonterminal(lhs)
-                parents = [(r, d, o) for r, d, o in items
-                           if d < len(self.rule_rhs[r]) and self.rule_rhs[r][d] == symbol]
+                parents = list(waiting.get(lhs, ()))
             else:
                 parents = self._waiting(origin).get(lhs, ())
             for p_rule, p_dot, p_origin in parents:
                 item = (p_rule, p_dot + 1, p_origin)
                 if item not in items:
-                    items.add(item)
-                    todo.append(item)
+                    add(item)
         return frozenset(items)
 
     def _relocated(self, set_id: int) -> set:

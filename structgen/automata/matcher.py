@@ -9,8 +9,11 @@ an undo history, copyable in O(1).
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -79,6 +82,25 @@ def _missing_bytes(trie: TokenTrie) -> str:
 def _set_bits(mask: np.ndarray) -> np.ndarray:
     """Indices of the set bits of a packed uint32 mask."""
     return np.flatnonzero(np.unpackbits(mask.view(np.uint8), bitorder="little"))
+
+
+@contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector while a mask is built.
+
+    A first visit allocates tens of thousands of small tuples and sets (Earley items, automaton
+    rows) that live on in caches, which sets off full collections over everything the process
+    holds (a tokenizer, a model): up to a few hundred ms per step, about a third of first-visit
+    time on a grammar. The work creates no reference cycles, so nothing waits for the
+    collector; it runs again afterwards, as the caller had it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _MaskCache:
@@ -197,7 +219,8 @@ class TokenConstraint:
         )
         mask = self._cache.get(("state", representative))
         if mask is None:
-            mask = self._compute_mask(representative)
+            with _collector_paused():
+                mask = self._compute_mask(representative)
             mask.flags.writeable = False
             self._cache.put(("state", representative), mask)
         self._cache.put(("state", state), mask)
@@ -265,11 +288,30 @@ class TokenConstraint:
                 if not len(fresh):
                     continue
                 walked[key] = fresh if seen is None else np.union1d(seen, fresh)
-                ends: list[np.ndarray] = []
-                self._walk_automaton(grammar.lexer(next_terminal), fresh,
-                                     np.full(len(fresh), start, dtype=np.int32), out, ends)
-                if ends:
-                    work.append((next_set, next_terminal, np.concatenate(ends)))
+                tokens, ends = self._lexeme_walk(next_terminal, start, fresh)
+                out |= tokens
+                if len(ends):
+                    work.append((next_set, next_terminal, ends))
+
+    def _lexeme_walk(self, terminal: int, start: int,
+                     roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens below trie nodes ``roots`` that ``terminal``'s lexer reads from its state
+        ``start`` (as walk output words), and the trie nodes (with children) where the lexeme
+        may end. Cached: it depends on the lexer alone, not on the parser context, and the same
+        lexeme after the same token prefixes recurs in many contexts (an operator after a
+        number, in every parser state that allows one)."""
+        key = ("lexeme", terminal, start, hashlib.blake2b(roots.tobytes(), digest_size=16).digest())
+        cached = self._cache.get(key)
+        if cached is None:
+            out = np.zeros(self.num_words + 1, dtype=np.uint32)
+            ends: list[np.ndarray] = []
+            self._walk_automaton(self._dfa.lexer(terminal), roots,
+                                 np.full(len(roots), start, dtype=np.int32), out, ends)
+            cached = (out, np.concatenate(ends) if ends else np.zeros(0, dtype=np.int32))
+            for array in cached:
+                array.flags.writeable = False
+            self._cache.put(key, cached)
+        return cached
 
     def _terminal_mask(self, terminal: int, lexer_state: int) -> tuple[np.ndarray, np.ndarray]:
         """Tokens that stay inside ``terminal`` from ``lexer_state``, and the trie nodes (with
