@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import random
@@ -169,3 +170,29 @@ def test_mask_caches_stay_within_their_memory_bound(toy_vocab):
         assert bounded.cache_bytes <= 2_000
     with pytest.raises(sg.LimitExceeded, match="max_mask_cache_bytes"):
         sg.compile(sg.regex("a+"), toy_vocab, sg.Limits(max_mask_cache_bytes=8))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_building_a_mask_pauses_the_garbage_collector_and_restores_it(enabled, toy_vocab):
+    """First visits allocate many small objects; the cyclic collector is paused meanwhile
+    (see ``structgen.automata.matcher._collector_paused``) and left as the caller had it."""
+    compiled = sg.TokenConstraint(sg.grammar(GRAMMARS["json"][0]).language(), toy_vocab)
+    seen = []
+    build = compiled._compute_mask
+
+    def recording(state):
+        seen.append(gc.isenabled())
+        return build(state)
+
+    compiled._compute_mask = recording
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        matcher = compiled.matcher()  # the start state's mask was built by the compile
+        matcher.advance(next(t for t in range(toy_vocab.size - 1) if matcher.allowed(t)))
+        matcher.mask()  # a first visit: built
+        matcher.mask()  # cached: not built again
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False]
