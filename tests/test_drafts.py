@@ -269,7 +269,8 @@ def test_forced_draft_spells_json_keys_that_escapes_keep_from_being_forced():
 
 # ------------------------------------------------------------- layouts, spellings, byte looks
 BYTES = [bytes([c]) for c in range(0x20, 0x7F)] + [b"\n", b"\n ", b'{"', b'":', b' "', b'",',
-                                                  b"att", b"end", b"ees", b"atten", b"de"]
+                                                  b"att", b"end", b"ees", b"atten", b"de",
+                                                  b"\xc3"]
 BYTE_VOCAB = sg.Vocabulary([*BYTES, None], eos_token_ids=[len(BYTES)], name="drafts-bytes")
 BYTE_ID = {token: token_id for token_id, token in enumerate(BYTES)}
 FLEXIBLE = sg.json_schema({"type": "object", "properties": {
@@ -359,6 +360,8 @@ def test_canonical_spelling_keeps_the_boundary_after_the_last_token():
     assert canonical_spelling(b":1", context, BYTE_ID[b'"']) == _byte_ids(b":1")
     assert canonical_spelling(b'x":', context, BYTE_ID[b"a"]) == [BYTE_ID[b"x"], BYTE_ID[b'":']]
     assert canonical_spelling(b"\xc3", context, None) is None  # not whole UTF-8
+    # After a token that ends inside a character the text is spelled alone.
+    assert canonical_spelling(b"x", context, BYTE_ID[b"\xc3"]) == [BYTE_ID[b"x"]]
     assert canonical_spelling(b"x", DraftContext([], [], BYTE_VOCAB), None) is None
 
 

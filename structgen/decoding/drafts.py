@@ -264,12 +264,10 @@ def canonical_spelling(text: bytes, context: DraftContext, last: int | None) -> 
         before = vocab.token_bytes(last)
         try:
             ids = context.encode(before.decode("utf-8") + string)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # the last token ends inside a character: spell text alone
             ids = None
-        if ids is None:
-            return None
         length = 0
-        for index, token in enumerate(ids):
+        for index, token in enumerate(ids or ()):
             if length == len(before):
                 return ids[index:]
             if length > len(before):
