@@ -10,8 +10,11 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import structgen as sg
+from structgen.decoding.samplers import draw_categorical
 from structgen.testing import ToyModel
 
 TOKENS = [b"a", b"b", b"ab", b"1", b"11", b"\xc3", b"\xa9"]
@@ -107,6 +110,27 @@ def test_sampling_matches_the_masked_distribution(toy):
                           return_result=True)
     chi2, critical = _chi_square_fits(Counter(tuple(r.token_ids) for r in results), exact, n)
     assert chi2 < critical, (chi2, critical)
+
+
+@settings(max_examples=30, deadline=None)
+@given(weights=st.lists(st.sampled_from([0.0, 0.0, 1e-3, 0.2, 1.0, 3.0]), min_size=1,
+                        max_size=12).filter(lambda w: sum(w) > 0),
+       rows=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_draw_categorical_draws_each_row_from_its_weights(weights, rows, seed):
+    """Inverse-CDF draws: unnormalised weights, any leading shape, never a zero weight
+    (trailing zeros included), frequencies as the weights say."""
+    probs = torch.tensor([weights] * rows, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    n = 2000
+    draws = torch.stack([draw_categorical(probs, generator) for _ in range(n)])
+    assert draws.shape == (n, rows) and draws.dtype == torch.int64
+    assert draw_categorical(probs[0], generator).shape == ()
+    total = sum(weights)
+    exact = {i: w / total for i, w in enumerate(weights) if w > 0}
+    for row in range(rows):
+        counts = Counter(draws[:, row].tolist())
+        chi2, critical = _chi_square_fits(counts, exact, n)
+        assert chi2 < critical, (chi2, critical)
 
 
 def test_temperature_and_truncation_shape_the_masked_distribution():
