@@ -267,6 +267,25 @@ def test_greedy_generate_equals_structgen_generate(tiny_model, smollm2_tokenizer
     assert finish_reasons == {"constraint", "eos", "length"}
 
 
+@pytest.mark.parametrize(("prompt", "pattern"), [
+    ("Codes 123-45, 123-46, 123-47 and", r"( ?\d{3}-\d{2},?){3}"),
+    ("yes no yes no yes", r"(yes|no)( (yes|no)){4}"),
+])
+def test_assisted_generation_keeps_the_constraint_and_the_output(tiny_model, smollm2_tokenizer,
+                                                                 smollm2_vocab, prompt, pattern):
+    """Prompt lookup makes generate score candidate positions one after another and go back
+    to the last one kept; masks follow, and greedy outputs equal plain decoding's."""
+    ids = torch.tensor([smollm2_tokenizer.encode(prompt, add_special_tokens=False)])
+    outputs = {}
+    for lookup in (None, 4):
+        proc = ConstraintLogitsProcessor(sg.regex(pattern), smollm2_tokenizer)
+        outputs[lookup] = tiny_model.generate(
+            ids, attention_mask=torch.ones_like(ids), logits_processor=[proc],
+            max_new_tokens=40, do_sample=False, prompt_lookup_num_tokens=lookup)
+    assert torch.equal(outputs[None], outputs[4])
+    _assert_complete_matches(pattern, _new_tokens(outputs[4], {"input_ids": ids}), smollm2_vocab)
+
+
 # ------------------------------------------------------------------ the pipeline task
 @pytest.fixture(scope="module")
 def pipe(tiny_model, smollm2_tokenizer):

@@ -67,12 +67,14 @@ class ConstraintLogitsProcessor(LogitsProcessor):
     padding `generate` forces after it) may only continue with EOS or padding. Columns of `scores`
     past the vocabulary (padded embeddings) are never allowed.
 
-    One instance can serve several `generate` calls: a call whose input does not continue the
-    previous call's input by exactly one token (same rows, same prompt) starts afresh. Feeding a
-    call's output straight back as the next prompt looks like one more step of that call: call
-    [`~ConstraintLogitsProcessor.reset`] first. An instance holds per-call state, so do not share
-    one between threads. Assisted generation (`assistant_model`, `prompt_lookup_num_tokens`), which
-    scores several positions per step, is not supported.
+    One instance can serve several `generate` calls: an input that does not continue the
+    previous call's (same rows, same prompt, at least one generated token and at most one more
+    than last time) starts afresh. Feeding a call's output straight back as the next prompt
+    looks like one more step of that call: call [`~ConstraintLogitsProcessor.reset`] first. An
+    instance holds per-call state, so do not share one between threads. Assisted generation
+    (`prompt_lookup_num_tokens`, `assistant_model`) works: it scores its candidate positions one
+    after another, then goes back to the last one kept, and greedy outputs stay those of plain
+    decoding.
 
     Args:
         constraint (`structgen.Constraint`):
@@ -171,10 +173,12 @@ class ConstraintLogitsProcessor(LogitsProcessor):
 
     def _starts_new_generation(self, input_ids: torch.Tensor) -> bool:
         """Whether ``input_ids`` begins a new ``generate`` call rather than continuing the last:
-        a continuation has the same rows, one more token, and the same prompt columns (beam
-        search reorders rows only among the beams of one input, which share their prompt)."""
+        a continuation has the same rows, the same prompt columns (beam search reorders rows
+        only among the beams of one input, which share their prompt), and at least one
+        generated token but at most one more than the last call (assisted generation scores
+        its candidates one position after another, then goes back to the last one it kept)."""
         prompt = self._prompt
-        if prompt is None or input_ids.shape[1] != self._length + 1:
+        if prompt is None or not prompt.shape[1] < input_ids.shape[1] <= self._length + 1:
             return True
         if input_ids.shape[0] != prompt.shape[0] or input_ids.device != prompt.device:
             return True
@@ -189,7 +193,8 @@ class ConstraintLogitsProcessor(LogitsProcessor):
     def _matcher_for(self, key: tuple[int, ...]) -> Matcher | None:
         """The matcher after the generated tokens ``key``: the parent prefix's matcher (from the
         previous step) advanced by the last token, or a replay from the start when the parent
-        is unknown. ``_ENDED`` once the sequence has ended."""
+        is unknown (after assisted generation went back). ``_ENDED`` once the sequence has
+        ended."""
         if not key:
             return self._root
         parent = self._frontier.get(key[:-1], _MISSING)
