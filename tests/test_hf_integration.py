@@ -273,17 +273,19 @@ def test_greedy_generate_equals_structgen_generate(tiny_model, smollm2_tokenizer
 ])
 def test_assisted_generation_keeps_the_constraint_and_the_output(tiny_model, smollm2_tokenizer,
                                                                  smollm2_vocab, prompt, pattern):
-    """Prompt lookup makes generate score candidate positions one after another and go back
-    to the last one kept; masks follow, and greedy outputs equal plain decoding's."""
+    """Prompt lookup and an assistant model make generate score candidate positions one after
+    another and go back to the last one kept; masks follow, and greedy outputs equal plain
+    decoding's (the assistant here is the model itself, sharing the processor)."""
     ids = torch.tensor([smollm2_tokenizer.encode(prompt, add_special_tokens=False)])
-    outputs = {}
-    for lookup in (None, 4):
+    outputs = []
+    for assisted in ({}, {"prompt_lookup_num_tokens": 4}, {"assistant_model": tiny_model}):
         proc = ConstraintLogitsProcessor(sg.regex(pattern), smollm2_tokenizer)
-        outputs[lookup] = tiny_model.generate(
+        outputs.append(tiny_model.generate(
             ids, attention_mask=torch.ones_like(ids), logits_processor=[proc],
-            max_new_tokens=40, do_sample=False, prompt_lookup_num_tokens=lookup)
-    assert torch.equal(outputs[None], outputs[4])
-    _assert_complete_matches(pattern, _new_tokens(outputs[4], {"input_ids": ids}), smollm2_vocab)
+            max_new_tokens=40, do_sample=False, **assisted))
+    for output in outputs:
+        assert torch.equal(output, outputs[0])
+        _assert_complete_matches(pattern, _new_tokens(output, {"input_ids": ids}), smollm2_vocab)
 
 
 # ------------------------------------------------------------------ the pipeline task
