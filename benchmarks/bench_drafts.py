@@ -26,6 +26,7 @@ Run: ``python benchmarks/bench_drafts.py [--limit N] [--whitespace flexible|comp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -96,14 +97,11 @@ def structgen_call(model, constraint, draft, max_tokens: int):
 
 
 def xgrammar_call(model, schema: dict, whitespace: str, max_tokens: int):
-    """A function of a prompt that runs ``model.generate`` with xgrammar's logits processor, or
-    None when xgrammar is not installed."""
-    try:
-        import xgrammar
-        from xgrammar.contrib.hf import LogitsProcessor
-    except ImportError:
-        return None
+    """A function of a prompt that runs ``model.generate`` with xgrammar's logits processor
+    (xgrammar must be installed)."""
     import torch
+    import xgrammar
+    from xgrammar.contrib.hf import LogitsProcessor
 
     hf = model.model
     info = xgrammar.TokenizerInfo.from_huggingface(model.tokenizer,
@@ -144,7 +142,7 @@ def variants(model, args) -> list[tuple[str, object]]:
     for name, draft in drafts:
         out.append((name, lambda case, draft=draft: structgen_call(
             model, json_constraint(case), draft, args.max_tokens)))
-    if xgrammar_call(model, {"type": "object"}, args.whitespace, 1) is not None:
+    if importlib.util.find_spec("xgrammar") is not None:
         out.append(("xgrammar (model.generate)", lambda case: xgrammar_call(
             model, extraction.json_schema_of(case.schema), args.whitespace, args.max_tokens)))
     return out

@@ -187,9 +187,7 @@ class TokenConstraint:
         self.compile_seconds = time.perf_counter() - started
 
     def _first_bytes(self) -> str:
-        dfa = self._dfa
-        dfa.materialize(dfa.start)
-        live = np.flatnonzero(dfa.trans[dfa.start] >= 0)
+        live = self.next_bytes(self._dfa.start)
         shown = ", ".join(f"{b:#04x}" for b in live[:8])
         return shown + (", ..." if len(live) > 8 else "")
 
@@ -432,15 +430,13 @@ class TokenConstraint:
 
     def forced_bytes(self, state: int) -> bytes:
         """Bytes every continuation from ``state`` must start with (stops where EOS is allowed)."""
-        dfa = self._dfa
         out = bytearray()
-        while state >= 0 and not dfa.accepting[state] and len(out) < _MAX_FORCED_BYTES:
-            dfa.materialize(state)
-            live = np.flatnonzero(dfa.trans[state] >= 0)
+        while state >= 0 and not self._dfa.accepting[state] and len(out) < _MAX_FORCED_BYTES:
+            live = self.next_bytes(state)
             if len(live) != 1:
                 break
-            out.append(int(live[0]))
-            state = int(dfa.trans[state, live[0]])
+            out.append(live[0])
+            state = self.byte_target(state, live[0])
         return bytes(out)
 
     def has_text_continuation(self, state: int) -> bool:

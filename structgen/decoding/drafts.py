@@ -6,7 +6,7 @@ rule (``structgen.decoding.speculative``) keeps what it agrees with, so a draft 
 speed, never the output.
 
 * :class:`ForcedDraft`: the text the constraint forces (JSON keys, punctuation), with the
-  whitespace the output uses where the layout is free, spelled with the longest tokens;
+  whitespace the output uses where the layout is free, spelled by the model's tokenizer;
   accepted whenever the model writes and spells it the same way.
 * :class:`PromptLookup`: n-gram lookup in the prompt and the output so far; it copies spans, the
   common case of extraction tasks.
@@ -160,6 +160,7 @@ _MAX_SPELLINGS = 64  # more allowed tokens than this: a real choice, not one tex
 
 
 _WHITESPACE = b" \t\n\r"
+_WHITESPACE_CLASS = b"[" + re.escape(_WHITESPACE) + b"]"
 _ESCAPE = 0x5C  # backslash
 _MAX_EXPECTED = 256  # bytes looked ahead at once
 
@@ -218,8 +219,8 @@ def _is_padding(cursor: TextCursor, space: int, others: list[int]) -> bool:
 def _gap_pattern(before: int | None, after: int | None) -> re.Pattern[bytes]:
     """``before``, a whitespace run (group 1), ``after``; None: any non-whitespace byte."""
     def byte(value: int | None) -> bytes:
-        return rb"[^ \t\n\r]" if value is None else re.escape(bytes([value]))
-    return re.compile(byte(before) + rb"([ \t\n\r]*)" + byte(after))
+        return b"[^" + _WHITESPACE_CLASS[1:] if value is None else re.escape(bytes([value]))
+    return re.compile(byte(before) + b"(" + _WHITESPACE_CLASS + b"*)" + byte(after))
 
 
 def whitespace_guess(written: bytes, following: int | None, prompt: bytes) -> bytes:
@@ -277,7 +278,7 @@ def canonical_spelling(text: bytes, context: DraftContext, last: int | None) -> 
 
 
 class ForcedDraft(Draft):
-    """The text the constraint forces (``Matcher.forced_bytes``), spelled as the model's
+    """The text the constraint forces (:func:`expected_text`), spelled as the model's
     tokenizer spells it, with the layout the output itself uses where the constraint leaves
     only whitespace or escapes open.
 
@@ -287,7 +288,7 @@ class ForcedDraft(Draft):
     tokenizer, or where its spelling is not allowed, each step takes the longest allowed token
     that begins the remaining text, except that a token never ends with a space that the text
     follows with a non-space byte: the pre-tokenizers of byte-level BPE and SentencePiece give
-    that space to the next word (``\n  "`` is spelled ``\n `` + `` "``).
+    that space to the next word (``\\n  "`` is spelled ``\\n `` + `` "``).
 
     Flexible layouts: where JSON allows any whitespace almost nothing is forced (after a key,
     ``:`` or a space may come). So where the allowed next bytes are one byte plus optional

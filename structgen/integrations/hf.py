@@ -281,8 +281,9 @@ class StructuredGenerationPipeline(Pipeline):
     with `do_sample=True` also `temperature`, `top_p`, `top_k` (a `structgen.Sample`) and
     `num_return_sequences`. `seed` makes sampling reproducible. `draft` (and `draft_tokens`)
     decode speculatively, as in [`structgen.generate`]: `draft=[sg.ForcedDraft(),
-    sg.PromptLookup()]` gives the same outputs in fewer forward passes. Other `generate` keywords (beam
-    search, penalties, ...) are not part of structgen's loop and raise `TypeError`. Keywords given
+    sg.PromptLookup()]` gives the same outputs in fewer forward passes. Other `generate`
+    keywords (beam search, penalties, ...) are not part of structgen's loop and raise
+    `TypeError`. Keywords given
     to `pipeline(...)` are defaults that each call's keywords override.
 
     Returns a list of `{"generated_text": text}` (one per returned sequence), or a list of those
