@@ -15,7 +15,9 @@ Per mode: parseable rate, schema-valid rate (``jsonschema``, the schema as given
 checked), field accuracy (the share of gold leaves matched exactly after light normalisation,
 see :func:`normalise` and :func:`leaves`; an unparseable output matches none), tokens/s
 (generated tokens over the wall time of the calls, prefill included) and wall time per object.
-An output cut at ``--max-tokens`` counts as unparseable. Compiling a constraint is timed apart:
+``generate_json`` closes its document in time to end within ``--max-tokens`` (its default,
+``finish_within_max_tokens``); the ``cut`` ending turns that off, and an output cut at
+``--max-tokens`` counts as unparseable. Compiling a constraint is timed apart:
 ``compile ms`` is the median over the distinct constraints of their first ``json_schema`` plus
 ``sg.compile`` (later uses hit the caches; ``-`` when an earlier variant compiled them all).
 
@@ -474,6 +476,7 @@ class Variant:
     shape: str = "schema"
     whitespace: str = "flexible"
     edit: str = "none"              # "reversed" (field order) or "bounded": see edit()
+    ending: str = "finish"          # "finish" within max_tokens (the default) or "cut" there
 
     @property
     def name(self) -> str:
@@ -482,6 +485,8 @@ class Variant:
             parts.append(self.whitespace)
         if self.edit != "none":
             parts.append({"reversed": "reversed order"}.get(self.edit, self.edit))
+        if self.mode == "json" and self.ending == "cut":
+            parts.append("cut at max_tokens")
         return " / ".join(parts)
 
 
@@ -546,7 +551,8 @@ def run_case(model, index: int, case: Case, variant: Variant, max_tokens: int) -
         started = time.perf_counter()
         try:
             result = sg.generate_json(model, prompt, constraint, max_tokens=max_tokens,
-                                      return_result=True)
+                                      return_result=True,
+                                      finish_within_max_tokens=variant.ending == "finish")
             text, tokens = result.text, len(result.token_ids)
             value = json.loads(text)
         except sg.IncompleteOutput as incomplete:
@@ -627,7 +633,9 @@ def main() -> None:
                         "order and bounded strings and arrays")
     parser.add_argument("--variants", default=None,
                         help="run exactly these, comma-separated, each "
-                        "mode[:shape[:whitespace[:edit]]], e.g. json:fields:compact")
+                        "mode[:shape[:whitespace[:edit[:ending]]]], e.g. json:fields:compact or "
+                        "json:fields:flexible:none:cut (outputs cut at max_tokens instead of "
+                        "finishing within it)")
     parser.add_argument("--output", default="extraction",
                         help="results go to results/bench_OUTPUT.json and OUTPUT.png")
     args = parser.parse_args()
@@ -639,6 +647,7 @@ def main() -> None:
                    for shape in ("schema", "fields", "example", "bare")]
         others += [Variant("json", args.shape, ws) for ws in ("flexible", "compact", "pretty")]
         others += [Variant("json", args.shape, args.whitespace, edit="reversed")]
+        others += [Variant("json", args.shape, args.whitespace, ending="cut")]
         others += [Variant("json", args.shape, ws, edit="bounded")
                    for ws in ("flexible", "compact", "pretty")]
         variants += [v for v in others if v not in variants]

@@ -36,7 +36,7 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
              max_tokens: int = 256, sampler: Sampler | SMC | None = None,
              seed: int | None = None, chat: bool | None = None, return_result: bool = False,
              return_particles: bool = False, draft: Draft | Sequence[Draft] | None = None,
-             draft_tokens: int = 8):
+             draft_tokens: int = 8, finish_within_max_tokens: bool = True):
     """Generate text from ``model``, every output inside ``constraint``.
 
     Args:
@@ -64,6 +64,13 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
             outputs keep exactly the sampler's distribution (greedy: the same text), only the
             number of forward passes changes. Not with ``sg.SMC``.
         draft_tokens: the most tokens drafted per row and step.
+        finish_within_max_tokens: a constrained output takes only tokens after which the
+            constraint can still be completed within ``max_tokens`` (its shortest completion,
+            one token per byte, fits in the tokens left), so it ends as a complete match
+            instead of being cut, whenever the shortest match fits at all. The sampler's
+            distribution is conditioned on that (exactly). ``False``: plain masking, cut at
+            ``max_tokens``. ``sg.SMC`` ignores it: its particles cut by ``max_tokens`` weigh
+            zero instead.
 
     Returns:
         The text (a list for a batch), or result objects with ``return_result=True``. An output
@@ -97,7 +104,7 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
         raise ValueError("return_particles=True needs sampler=sg.SMC(...)")
     else:
         run = DecodeRun(model, prompts, constraints, sampler, max_tokens, seed, chat, draft,
-                        draft_tokens)
+                        draft_tokens, finish_within_max_tokens)
         for _ in run.steps():
             pass
         results = run.results()
@@ -108,7 +115,7 @@ def generate(model: LanguageModel, prompt: Prompt | Sequence[Prompt],
 def stream(model: LanguageModel, prompt: Prompt, constraint: Constraint | None = None, *,
            max_tokens: int = 256, sampler: Sampler | None = None, seed: int | None = None,
            chat: bool | None = None, draft: Draft | Sequence[Draft] | None = None,
-           draft_tokens: int = 8) -> Iterator[str]:
+           draft_tokens: int = 8, finish_within_max_tokens: bool = True) -> Iterator[str]:
     """Like :func:`generate` for one prompt, yielding the text piece by piece as it comes (with
     a draft, several tokens at a time)."""
     if _is_batch(prompt):
@@ -117,7 +124,7 @@ def stream(model: LanguageModel, prompt: Prompt, constraint: Constraint | None =
         raise TypeError("stream() cannot use sg.SMC: the output is chosen only when every "
                          "particle has finished; use generate()")
     run = DecodeRun(model, [prompt], [constraint], sampler, max_tokens, seed, chat, draft,
-                    draft_tokens)
+                    draft_tokens, finish_within_max_tokens)
     yield from stream_text(run)
 
 
@@ -177,7 +184,7 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
                   whitespace: str = "flexible", property_order: str = "schema",
                   extra_properties: str = "forbid", strict: bool = True,
                   return_result: bool = False, draft: Draft | Sequence[Draft] | None = None,
-                  draft_tokens: int = 8):
+                  draft_tokens: int = 8, finish_within_max_tokens: bool = True):
     """Generate a JSON document valid under ``schema`` and return it parsed and validated.
 
     Args:
@@ -188,7 +195,9 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
             Python type (``int``, ``list[str]``, ``Literal[...]``, a dataclass, a TypedDict, ...),
             or a ready ``sg.json_schema(...)`` constraint (then used as it is, the four schema
             settings below ignored).
-        max_tokens, sampler, seed, chat, draft, draft_tokens: as for :func:`generate`.
+        max_tokens, sampler, seed, chat, draft, draft_tokens, finish_within_max_tokens: as for
+            :func:`generate`. By default an output closes its strings, arrays and objects in
+            time to end within ``max_tokens`` rather than being cut.
         whitespace, property_order, strict: as for :func:`structgen.json_schema`.
         extra_properties: as for :func:`structgen.json_schema`, but ``"forbid"`` by default:
             objects hold only the properties their schema declares, unless it says otherwise.
@@ -203,7 +212,8 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
 
     Raises:
         IncompleteOutput: an output was cut by ``max_tokens`` before the document was complete
-            (for a batch, the first such output); ``partial`` holds its text.
+            (for a batch, the first such output; with ``finish_within_max_tokens``, only when
+            the schema's shortest document does not fit); ``partial`` holds its text.
         SchemaError, UnsupportedKeyword: the schema cannot be compiled.
         StructgenError: an output does not validate, which happens only where the constraint
             cannot enforce the schema in full (``strict=False``, or an unchecked ``format``).
@@ -212,7 +222,8 @@ def generate_json(model: LanguageModel, prompt: Prompt | Sequence[Prompt], schem
     batch = _is_batch(prompt)
     results = generate(model, prompt, constraint, max_tokens=max_tokens, sampler=sampler,
                        seed=seed, chat=chat, return_result=True, draft=draft,
-                       draft_tokens=draft_tokens)
+                       draft_tokens=draft_tokens,
+                       finish_within_max_tokens=finish_within_max_tokens)
     if not batch:
         results = [results]
     out = []

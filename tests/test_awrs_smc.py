@@ -261,13 +261,14 @@ TOYS = {
 def _output_distance(model, pattern, max_tokens, sampler, runs, seed) -> tuple[float, float]:
     """Total variation between the outputs' frequencies (cut outputs included) and the global
     target p(x EOS | x in L, len(x) <= max_tokens), and the size of its sampling noise (half the
-    sum of the frequencies' standard errors)."""
+    sum of the frequencies' standard errors). Masking runs without the token budget: plain
+    masking is the distortion SMC corrects."""
     target = _global_target(model, sg.regex(pattern), max_tokens)
     total = sum(target.values())
     results = SMCRun(model, [""] * runs, [sg.regex(pattern)] * runs, sampler, max_tokens,
                      seed).run() if isinstance(sampler, sg.SMC) else sg.generate(
         model, [""] * runs, sg.regex(pattern), max_tokens=max_tokens, sampler=sampler,
-        seed=seed, return_result=True)
+        seed=seed, return_result=True, finish_within_max_tokens=False)
     counts = Counter(tuple(r.token_ids) if r.complete else "cut" for r in results)
     shares = {c: target.get(c, 0.0) / total for c in set(counts) | set(target)}
     distance = 0.5 * sum(abs(counts.get(c, 0) / runs - share) for c, share in shares.items())

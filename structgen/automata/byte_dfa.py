@@ -14,6 +14,7 @@ the rows computed so far (the others hold ``UNKNOWN``).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass
 
@@ -302,6 +303,20 @@ class LazyByteDFA(LazyAutomaton):
             self._live[witness] = True
             witness = parent[witness]
         return True
+
+    def shortest_completion(self, state: int) -> float | None:
+        """The fewest bytes from ``state`` to acceptance, read off the state's term (``inf``:
+        none); None where lookarounds make a search necessary."""
+        kind, payload = self._payload[state]
+        if kind == "char":
+            return self.algebra.shortest_bytes(payload[0])
+        best = math.inf
+        for rest, key in payload:  # inside a character: its remaining bytes, then the term
+            after = self.algebra.shortest_bytes(key[0])
+            if after is None:
+                return None
+            best = min(best, len(rest) + after)
+        return best
 
     # ---------------------------------------------------------------- byte level
     def _build_row(self, state: int) -> np.ndarray:

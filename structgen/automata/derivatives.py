@@ -16,8 +16,10 @@ repetitions keep their counts in the term (``Rep(body, min-1, max-1)`` after one
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from structgen.errors import UnsupportedRegex
 from structgen.grammar.charset import ANY_CHAR, CharSet
@@ -57,6 +59,7 @@ class TermAlgebra:
     _clamp_memo: dict[int, dict[int, int]] = field(default_factory=dict)
     _head_look_memo: dict[int, bool] = field(default_factory=dict)
     _search_memo: dict[int, bool] = field(default_factory=dict)
+    _shortest_memo: dict[int, float] = field(default_factory=dict)
     _sigma_star: int = -1
 
     # ---------------------------------------------------------------- construction from the IR
@@ -386,6 +389,41 @@ class TermAlgebra:
         memo[t] = result
         return result
 
+    # ---------------------------------------------------------------- shortest matches
+    def shortest_bytes(self, t: int) -> float | None:
+        """The fewest UTF-8 bytes in a string ``t`` matches (``inf``: none); None when ``t`` has
+        intersections, complements or lookarounds, where only a search can tell."""
+        if self.needs_liveness_search(t):
+            return None
+        chain = []  # a right-nested concatenation, walked without recursion
+        while t not in self._shortest_memo:
+            key = self.terms[t]
+            if key[0] != _CAT:
+                self._shortest_memo[t] = self._shortest_plain(key)
+                break
+            chain.append((t, key[1]))
+            t = key[2]
+        total = self._shortest_memo[t]
+        for term, head in reversed(chain):
+            total = total + self._shortest_head(head)
+            self._shortest_memo[term] = total
+        return total
+
+    def _shortest_plain(self, key: tuple) -> float:
+        if key[0] == _EMPTY:
+            return math.inf
+        if key[0] == _EPS:
+            return 0.0
+        return min(self.shortest_bytes(x) for x in key[1])  # an alternation
+
+    def _shortest_head(self, head: int) -> float:
+        h = self.heads[head]
+        if h[0] == _H_CHARS:
+            return _shortest_ir(Chars(h[1]))
+        if h[0] == _H_ALT:
+            return min(_shortest_ir(x) for x in h[1])
+        return 0.0 if h[2] == 0 else h[2] * _shortest_ir(h[1])  # a repetition
+
     def needs_liveness_search(self, t: int) -> bool:
         """True when ``t`` has intersections, complements or lookarounds: then a term that is
         not ``EMPTY`` may still match nothing, and only a search can tell."""
@@ -421,6 +459,23 @@ class TermAlgebra:
                 isinstance(x, Look) for root in roots for x in subterms(root))
             self._head_look_memo[head] = cached
         return cached
+
+
+@lru_cache(maxsize=65536)
+def _shortest_ir(node: Term) -> float:
+    """The fewest UTF-8 bytes of a string an IR node (without lookarounds) matches."""
+    if isinstance(node, Chars):
+        if not node.charset:
+            return math.inf
+        first = node.charset.ranges[0][0]
+        return 1.0 if first < 0x80 else 2.0 if first < 0x800 else 3.0 if first < 0x10000 else 4.0
+    if isinstance(node, Seq):
+        return sum(_shortest_ir(x) for x in node.items)
+    if isinstance(node, Alt):
+        return min((_shortest_ir(x) for x in node.items), default=math.inf)
+    if isinstance(node, Repeat):
+        return 0.0 if node.min == 0 else node.min * _shortest_ir(node.item)
+    raise TypeError(f"no shortest match computed for {node!r}")
 
 
 def _refuse_nested_lookaround(node: Term) -> None:

@@ -112,6 +112,10 @@ class GrammarAutomaton(LazyAutomaton):
         """The byte DFA of terminal number ``terminal``."""
         return self._lexers[terminal]
 
+    def terminal_index(self, name: str) -> int:
+        """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""
+        return self._terminal_index[name]
+
     def threads_after(self, set_id: int, terminal: int) -> frozenset:
         """The threads that start once ``terminal`` ends in Earley set ``set_id``."""
         key = (set_id, terminal)

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.automata.kernels import walk_trie
 from structgen.automata.token_trie import TokenTrie, token_trie
@@ -32,8 +33,9 @@ from structgen.vocab import Vocabulary
 
 _ENDED = -3  # the matcher consumed EOS: nothing more is allowed
 # Bytes that occur in valid UTF-8 (0xC0, 0xC1 and 0xF5..0xFF never do).
-_UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
+UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
 _MAX_FORCED_BYTES = 4096
+_MAX_COMPLETION_SEARCH = 20_000  # states one shortest-completion search may visit
 
 
 def _automaton(language: Term | Grammar, limits: Limits) -> LazyAutomaton:
@@ -69,14 +71,14 @@ def _restrict(language: Term | Grammar, alphabet: CharSet | None) -> Term | Gram
 def _producible_chars(producible_bytes: bytes) -> CharSet | None:
     """Code points a vocabulary can spell, or None when it can spell every UTF-8 text."""
     allowed = np.frombuffer(producible_bytes, dtype=np.bool_)
-    if allowed[_UTF8_BYTES].all():
+    if allowed[UTF8_BYTES].all():
         return None
     return encodable_chars(allowed)
 
 
 def _missing_bytes(trie: TokenTrie) -> str:
-    missing = np.flatnonzero(~trie.producible_bytes[_UTF8_BYTES])
-    return ", ".join(f"{int(_UTF8_BYTES[i]):#04x}" for i in missing[:16])
+    missing = np.flatnonzero(~trie.producible_bytes[UTF8_BYTES])
+    return ", ".join(f"{int(UTF8_BYTES[i]):#04x}" for i in missing[:16])
 
 
 def _set_bits(mask: np.ndarray) -> np.ndarray:
@@ -170,6 +172,7 @@ class TokenConstraint:
             self._eos_words[eos >> 5] |= np.uint32(1 << (eos & 31))
         self._cache = _MaskCache(limits.max_mask_cache_bytes)
         self._live_states: dict[int, bool] = {}
+        self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
         n = self._trie.num_nodes
@@ -439,6 +442,23 @@ class TokenConstraint:
             state = self.byte_target(state, live[0])
         return bytes(out)
 
+    def completion_bytes(self, state: int) -> int | None:
+        """The fewest bytes that complete a match from ``state``, counting only bytes that are
+        tokens by themselves: so also an upper bound on the tokens needed. 0 after EOS; None
+        when no such completion exists or the search gave up (see ``structgen.automata.
+        completion``)."""
+        if state == _ENDED:
+            return 0
+        if state < 0:
+            return None
+        if self._completion is None:
+            kind = GrammarCompletion if isinstance(self._dfa, GrammarAutomaton) else (
+                RegularCompletion)
+            self._completion = kind(self._dfa, self._trie.single_bytes, self._byte_complete,
+                                    _MAX_COMPLETION_SEARCH)
+        found = self._completion.state(state)
+        return None if found == INFINITE else int(found)
+
     def has_text_continuation(self, state: int) -> bool:
         return bool((self.state_mask(state) & ~self._eos_words).any())
 
@@ -565,6 +585,11 @@ class Matcher:
 
     def copy(self) -> Matcher:
         return Matcher(self._constraint, self._state, self._history)
+
+    def completion_bytes(self) -> int | None:
+        """The fewest bytes that complete the match from here, each a token by itself (so at
+        most that many tokens finish it); None when unknown."""
+        return self._constraint.completion_bytes(self._state)
 
     def text_cursor(self) -> TextCursor:
         """A byte-level look ahead from here (see :class:`TextCursor`)."""

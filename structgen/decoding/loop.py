@@ -73,6 +73,7 @@ class _Row:
     finish_reason: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     memory: dict = field(default_factory=dict)  # the drafts' state for this row
+    budgeted: bool = False  # every token must leave room to finish within max_tokens
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ class StepEvent:
     """Tokens chosen at one step: ``(row index, token id)`` pairs for the rows still running."""
 
     tokens: list[tuple[int, int]]
+
+
+_REDRAWS_BEFORE_FILTER = 16
+
+
+def _allowed_tokens(matcher: Matcher) -> list[int]:
+    """The text tokens ``matcher`` allows now (from its packed mask)."""
+    bits = np.unpackbits(matcher.mask().view(np.uint8), bitorder="little")
+    return np.flatnonzero(bits).tolist()
 
 
 @lru_cache(maxsize=8)
@@ -95,14 +105,19 @@ def text_mask(vocab: Vocabulary) -> np.ndarray:
 
 class RowConstraints:
     """The :class:`~structgen.decoding.samplers.StepRows` of one step: each row's matcher, or
-    ``None`` for a free row (any text token or EOS, never a special token). Times the work."""
+    ``None`` for a free row (any text token or EOS, never a special token), less the tokens in
+    the row's ``excluded`` set (those that would not fit the token budget). Times the work."""
 
-    def __init__(self, matchers: Sequence[Matcher | None], unconstrained: np.ndarray):
+    def __init__(self, matchers: Sequence[Matcher | None], unconstrained: np.ndarray,
+                 excluded: Sequence[set[int]] | None = None):
         self.matchers = matchers
         self.unconstrained = unconstrained
+        self.excluded = excluded
         self.seconds = 0.0
 
     def allowed(self, row: int, token_id: int) -> bool:
+        if self.excluded is not None and token_id in self.excluded[row]:
+            return False
         started = time.perf_counter()
         matcher = self.matchers[row]
         if matcher is None:
@@ -116,10 +131,11 @@ class RowConstraints:
 
     def row_mask(self, row: int) -> np.ndarray:
         matcher = self.matchers[row]
-        if matcher is None:
-            return self.unconstrained
         started = time.perf_counter()
-        mask = matcher.mask()
+        mask = self.unconstrained if matcher is None else matcher.mask()
+        if self.excluded is not None and self.excluded[row]:
+            mask = mask.copy()
+            _clear_bits(mask, self.excluded[row])
         self.seconds += time.perf_counter() - started
         return mask
 
@@ -131,8 +147,15 @@ class RowConstraints:
                 out[row] = self.unconstrained
             else:
                 matcher.fill_mask(out, row)
+            if self.excluded is not None and self.excluded[row]:
+                _clear_bits(out[row], self.excluded[row])
         self.seconds += time.perf_counter() - started
         return out
+
+
+def _clear_bits(mask: np.ndarray, token_ids: set[int]) -> None:
+    for token_id in token_ids:
+        mask[token_id >> 5] &= ~np.uint32(1 << (token_id & 31))
 
 
 class DecodeRun:
@@ -140,12 +163,19 @@ class DecodeRun:
 
     ``draft`` (a draft, a list of drafts tried in turn, or None) makes the steps speculative,
     each row drafting up to ``draft_tokens`` tokens per step (see the module docstring).
+
+    ``finish_within_max_tokens``: a constrained row takes a token only when the constraint can
+    still be completed within ``max_tokens`` after it (see :meth:`_fits`): the output is then a
+    complete match whenever the constraint's shortest completion from the start fits at all.
+    The sampler's distribution is conditioned on that (tokens that do not fit are excluded and
+    the row's choice is made again), so the loop stays exact for it.
     """
 
     def __init__(self, model: LanguageModel, prompts: Sequence[Prompt],
                  constraints: Sequence[Constraint | None], sampler: Sampler | None = None,
                  max_tokens: int = 256, seed: int | None = None, chat: bool | None = None,
-                 draft: Draft | Sequence[Draft] | None = None, draft_tokens: int = 8):
+                 draft: Draft | Sequence[Draft] | None = None, draft_tokens: int = 8,
+                 finish_within_max_tokens: bool = True):
         if len(prompts) != len(constraints):
             raise ValueError("one constraint (or None) per prompt")
         if max_tokens < 0:
@@ -165,6 +195,10 @@ class DecodeRun:
                  counts=dict(counts))
             for c in constraints
         ]
+        if finish_within_max_tokens:
+            for row in self.rows:
+                need = None if row.matcher is None else row.matcher.completion_bytes()
+                row.budgeted = need is not None and need <= max_tokens
         self.contexts = [model.encode_prompt(p, chat) for p in prompts]
         self._unconstrained = text_mask(vocab)
         self._eos = frozenset(vocab.eos_token_ids)
@@ -210,12 +244,19 @@ class DecodeRun:
             self.timings["mask_s"] += rows.seconds
             chosen = selection.tokens
             chosen_list = chosen.tolist()
+            for position, index in enumerate(active):
+                row = self.rows[index]
+                for name, values in selection.counts.items():
+                    row.counts[name] = row.counts.get(name, 0) + values[position]
+                token = self._fitting(row, row.matcher, chosen_list[position],
+                                      logprobs[position], len(row.token_ids))
+                if token != chosen_list[position]:
+                    chosen_list[position] = token
+                    chosen = torch.tensor(chosen_list, dtype=chosen.dtype, device=chosen.device)
             chosen_logprobs = logprobs.gather(1, chosen.view(-1, 1)).view(-1).tolist()
             keep = []
             for position, (index, token) in enumerate(zip(active, chosen_list)):
                 row = self.rows[index]
-                for name, values in selection.counts.items():
-                    row.counts[name] = row.counts.get(name, 0) + values[position]
                 if not self._take(row, token, chosen_logprobs[position]):
                     keep.append(position)
             yield StepEvent([(index, token) for index, token in zip(active, chosen_list)])
@@ -262,6 +303,8 @@ class DecodeRun:
             verdicts = verify(self.sampler, sampling, positions[where], rows, proposals,
                               decisions, self.generator)
             self.timings["mask_s"] += rows.seconds
+            for r, (index, proposal, verdict) in enumerate(zip(active, proposals, verdicts)):
+                self._fit_verdict(self.rows[index], states[r], proposal, verdict, positions[r])
             if extended:  # keep each row's unread token and the drafted tokens it accepted
                 session.keep(torch.tensor([1 + v.accepted for v in verdicts]))
             logprobs = self._logprobs_of_kept(positions, proposals, verdicts)
@@ -381,6 +424,61 @@ class DecodeRun:
         row.memory.clear()
         return False
 
+    def _fits(self, row: _Row, matcher: Matcher | None, token: int, generated: int) -> bool:
+        """Whether ``token``, taken after ``generated`` tokens, leaves the constraint a way to
+        finish within ``max_tokens``: its shortest completion after the token (in bytes, each a
+        token by itself, so never more tokens than that) fits in the tokens left. Unbudgeted
+        rows, EOS, and states whose completion is unknown always fit."""
+        if not row.budgeted or matcher is None or token in self._eos:
+            return True
+        if not matcher.advance(token):
+            return True  # not allowed at all: the sampler's mistake, reported by _take
+        need = matcher.completion_bytes()
+        matcher.rollback(1)
+        return need is None or need <= self.max_tokens - generated - 1
+
+    def _fitting(self, row: _Row, matcher: Matcher | None, token: int,
+                 logprobs: torch.Tensor, generated: int) -> int:
+        """``token`` if it fits (:meth:`_fits`); else the sampler's choice again, from the same
+        log-probabilities without the tokens found not to fit: the sampler's distribution
+        conditioned on fitting. After ``_REDRAWS_BEFORE_FILTER`` misses every allowed token is
+        checked at once."""
+        excluded: set[int] = set()
+        while not self._fits(row, matcher, token, generated):
+            excluded.add(token)
+            row.counts["budget_exclusions"] = row.counts.get("budget_exclusions", 0) + 1
+            if len(excluded) == _REDRAWS_BEFORE_FILTER:
+                excluded.update(t for t in _allowed_tokens(matcher)
+                                if not self._fits(row, matcher, t, generated))
+            started = time.perf_counter()
+            rows = RowConstraints([matcher], self._unconstrained, [excluded])
+            selection = self.sampler.select(logprobs.unsqueeze(0), rows, self.generator)
+            self.timings["mask_s"] += time.perf_counter() - started
+            for name, values in selection.counts.items():
+                row.counts[name] = row.counts.get(name, 0) + values[0]
+            token = int(selection.tokens[0])
+        return token
+
+    def _fit_verdict(self, row: _Row, states: list[Matcher | None], proposal: Proposal,
+                     verdict: Verdict, logprobs: torch.Tensor) -> None:
+        """Make the tokens a verification keeps fit the budget: at the first one that does not,
+        cut the kept draft there and choose that position's token again (:meth:`_fitting`).
+        Exact: each kept token was the sampler's draw at its position given the ones before
+        (the verification's guarantee), so redrawing the first misfit is rejection sampling
+        of the budgeted distribution there, and the positions after it are discarded."""
+        if not row.budgeted:
+            return
+        tokens = proposal.tokens[:verdict.accepted]
+        if verdict.token is not None:
+            tokens = [*tokens, verdict.token]
+        generated = len(row.token_ids)
+        for j, token in enumerate(tokens):
+            fitted = self._fitting(row, states[j], token, logprobs[j], generated + j)
+            if fitted != token:
+                verdict.accepted = min(verdict.accepted, j)
+                verdict.token = fitted
+                return
+
     def _finished_before_start(self, row: _Row) -> bool:
         if row.matcher is not None and row.matcher.is_finished():
             row.finish_reason = "constraint"
@@ -396,8 +494,10 @@ class DecodeRun:
             raise AssertionError(f"the sampler chose disallowed token {token}")
         row.token_ids.append(token)
         row.logprobs.append(logprob)
-        if row.matcher is not None and row.matcher.is_finished():
-            row.finish_reason = "constraint"
+        if row.matcher is not None and (row.matcher.is_finished() or (
+                row.budgeted and len(row.token_ids) >= self.max_tokens
+                and row.matcher.is_accepting())):
+            row.finish_reason = "constraint"  # under the budget, only EOS is left
             return True
         return False
 
