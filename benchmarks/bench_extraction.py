@@ -9,7 +9,9 @@ patterns, arrays, nested objects) and the gold answer. Each text is run greedily
   default, or the JSON Schema itself, or an example document); the JSON is read from the output
   (Markdown fences removed, then the first JSON object decoded from the first ``{``; text after it
   ignored);
-* ``json``: ``sg.generate_json`` with the same prompt.
+* ``json``: ``sg.generate_json`` with the same prompt;
+* ``xgrammar``: transformers' ``model.generate`` with xgrammar's logits processor on the same
+  prompt (``--variants xgrammar:fields:flexible``; xgrammar must be installed).
 
 Per mode: parseable rate, schema-valid rate (``jsonschema``, the schema as given, formats
 checked), field accuracy (the share of gold leaves matched exactly after light normalisation,
@@ -472,7 +474,7 @@ def first_json_object(text: str) -> Any:
 # ------------------------------------------------------------------------------------ running
 @dataclass
 class Variant:
-    mode: str                       # "free" or "json"
+    mode: str                       # "free", "json", or "xgrammar" (its HF logits processor)
     shape: str = "schema"
     whitespace: str = "flexible"
     edit: str = "none"              # "reversed" (field order) or "bounded": see edit()
@@ -481,7 +483,7 @@ class Variant:
     @property
     def name(self) -> str:
         parts = [self.mode, self.shape]
-        if self.mode == "json":
+        if self.mode in ("json", "xgrammar"):
             parts.append(self.whitespace)
         if self.edit != "none":
             parts.append({"reversed": "reversed order"}.get(self.edit, self.edit))
@@ -539,6 +541,16 @@ def run_case(model, index: int, case: Case, variant: Variant, max_tokens: int) -
         seconds = time.perf_counter() - started
         text, tokens = result.text, len(result.token_ids)
         value = first_json_object(text)
+    elif variant.mode == "xgrammar":  # model.generate with xgrammar's logits processor
+        from bench_drafts import xgrammar_call  # imports this module: import it late
+
+        call = xgrammar_call(model, schema, variant.whitespace, max_tokens)
+        outcome = call(prompt)
+        text, tokens, seconds = outcome.text, outcome.tokens, outcome.seconds
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value, error = _MISSING, "incomplete"
     else:
         source = case.schema if variant.edit == "none" else schema
         started = time.perf_counter()
