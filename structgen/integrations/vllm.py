@@ -1,0 +1,279 @@
+"""vLLM integration: structgen constraints inside vLLM's engine, offline and behind its
+OpenAI-compatible server.
+
+:class:`StructgenLogitsProcessor` is a vLLM logits processor (the V1 model runner's interface,
+``vllm.v1.sample.logits_processor.LogitsProcessor``: vLLM builds one per engine and tells it
+which requests enter, leave and move within its persistent batch). A request asks for a
+constraint in its sampling parameters' ``extra_args``::
+
+    {"structgen": {"json_schema": {...}}}        # or {"regex": "..."} or {"grammar": "sql"}
+    {"structgen": '{"json_schema": {...}}'}      # the same as JSON text (the server's
+                                                 # ``vllm_xargs`` carry only scalars)
+
+A JSON Schema may come with the options of :func:`structgen.json_schema` (``whitespace``,
+``property_order``, ``extra_properties``, ``strict``); as in :func:`structgen.generate_json`,
+``extra_properties`` defaults to ``"forbid"`` (objects hold only the properties their schema
+declares, unless it says otherwise). Requests without the key run unconstrained. Invalid constraints are refused in ``validate_params``, before the request
+reaches the engine (HTTP 400 on the server); a constraint that fails later, when compiled
+against the vocabulary, ends its request with EOS and logs why, and never stops the engine.
+
+Offline::
+
+    from vllm import LLM
+    from structgen.integrations.vllm import StructgenLogitsProcessor, sampling_params
+
+    llm = LLM(model=path, logits_processors=[StructgenLogitsProcessor])
+    llm.generate(prompts, sampling_params(json_schema=schema, max_tokens=256))
+
+Online: ``vllm serve PATH --logits-processors
+structgen.integrations.vllm:StructgenLogitsProcessor``, and requests carry
+``extra_body={"vllm_xargs": request_args(json_schema=schema)}``.
+
+vLLM's V2 model runner (``VLLM_USE_V2_MODEL_RUNNER=1``, chosen by default on some GPUs) has
+another processor interface that this class does not implement: set
+``VLLM_USE_V2_MODEL_RUNNER=0`` there. Outputs cut by ``max_tokens`` are returned as vLLM cuts
+them (``finish_reason == "length"``): the token budget of structgen's own loop needs a check of
+the token after it is drawn, which a logits processor cannot make.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer
+from vllm import SamplingParams
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+
+from structgen.automata.matcher import Matcher
+from structgen.compiler import compile as compile_constraint
+from structgen.constraints import Constraint, json_schema, regex
+from structgen.constraints import grammar as lark_grammar
+from structgen.errors import StructgenError
+from structgen.kernels.torch_masks import apply_token_bitmask
+from structgen.vocab import Vocabulary
+
+__all__ = ["StructgenLogitsProcessor", "constraint_of", "request_args", "sampling_params"]
+
+def _let_vllm_scan_llvmlite() -> None:
+    """Work around a crash of vLLM's CPU worker when numba is loaded before it starts.
+
+    At start-up the worker looks through every loaded module's objects for Triton kernels to
+    replace, reading each object's ``vars(...)`` as a dict. llvmlite's ``ffi.lib`` (numba's, so
+    structgen's) answers any attribute name with a wrapped C function, ``__dict__`` included,
+    and the worker fails (``'_lib_fn_wrapper' object has no attribute 'get'``). Giving that one
+    object an empty ``__dict__`` entry in its function table makes it an object without kernels.
+    """
+    from llvmlite.binding import ffi
+
+    table = getattr(ffi.lib, "_fntab", None)
+    if isinstance(table, dict):
+        table.setdefault("__dict__", {})
+
+
+_let_vllm_scan_llvmlite()
+
+KEY = "structgen"
+_JSON_OPTIONS = ("whitespace", "property_order", "extra_properties", "strict")
+_CACHE_SIZE = 256
+_logger = logging.getLogger(__name__)
+_constraints: OrderedDict[str, Constraint] = OrderedDict()
+
+
+def _spec(json_schema: Any = None, regex: str | None = None, grammar: str | None = None,
+          **json_options: Any) -> dict[str, Any]:
+    given = {name: value for name, value in
+             (("json_schema", json_schema), ("regex", regex), ("grammar", grammar))
+             if value is not None}
+    if len(given) != 1:
+        raise ValueError("give exactly one of json_schema=, regex= or grammar=")
+    if json_options and "json_schema" not in given:
+        raise ValueError(f"{sorted(json_options)} only apply to json_schema=")
+    return {**given, **json_options}
+
+
+def sampling_params(json_schema: Any = None, regex: str | None = None,
+                    grammar: str | None = None, *, json_options: dict[str, Any] | None = None,
+                    **params: Any) -> SamplingParams:
+    """vLLM ``SamplingParams`` (``params``: its own arguments, e.g. ``max_tokens``,
+    ``temperature``) asking :class:`StructgenLogitsProcessor` for one constraint: a JSON Schema
+    (a dict, JSON text, a pydantic model class or a Python type, with ``json_options`` for
+    :func:`structgen.json_schema`), a regex, or a Lark grammar (text or a ready grammar's
+    name)."""
+    spec = _spec(json_schema, regex, grammar, **(json_options or {}))
+    if "json_schema" in spec and not isinstance(spec["json_schema"], (dict, bool, str)):
+        spec["json_schema"] = json_schema_value(spec["json_schema"])
+    constraint_of(spec)  # refuse a bad constraint here, not in the engine
+    extra = dict(params.pop("extra_args", None) or {})
+    extra[KEY] = spec
+    return SamplingParams(extra_args=extra, **params)
+
+
+def request_args(json_schema: Any = None, regex: str | None = None, grammar: str | None = None,
+                 **json_options: Any) -> dict[str, str]:
+    """The ``vllm_xargs`` of an OpenAI-compatible request asking for a constraint (the spec as
+    JSON text, since ``vllm_xargs`` values are scalars): pass it as ``extra_body={"vllm_xargs":
+    request_args(json_schema=schema)}``."""
+    spec = _spec(json_schema, regex, grammar, **json_options)
+    if "json_schema" in spec and not isinstance(spec["json_schema"], (dict, bool, str)):
+        spec["json_schema"] = json_schema_value(spec["json_schema"])
+    return {KEY: json.dumps(spec)}
+
+
+def json_schema_value(source: Any) -> dict | bool:
+    """The JSON Schema of a pydantic model class or Python type, as a JSON value."""
+    return json.loads(json.dumps(json_schema(source).schema))
+
+
+def constraint_of(spec: Any) -> Constraint:
+    """The constraint a request's ``extra_args["structgen"]`` asks for (a dict or its JSON text);
+    cached by the spec's text.
+
+    Raises:
+        ValueError: the spec is malformed, or the constraint is invalid (the structgen error's
+            message, e.g. a schema error with its JSON pointer).
+    """
+    text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=False)
+    cached = _constraints.get(text)
+    if cached is not None:
+        _constraints.move_to_end(text)
+        return cached
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"extra_args[{KEY!r}] is not valid JSON: {error}") from None
+    if not isinstance(value, dict):  # ValueError, which vLLM's server answers with HTTP 400
+        raise ValueError(f"extra_args[{KEY!r}] must be an object such as "  # noqa: TRY004
+                         '{"json_schema": ...}, {"regex": ...} or {"grammar": ...}')
+    kinds = [k for k in ("json_schema", "regex", "grammar") if k in value]
+    unknown = sorted(set(value) - {"json_schema", "regex", "grammar", *_JSON_OPTIONS})
+    if len(kinds) != 1 or unknown:
+        raise ValueError(f"extra_args[{KEY!r}] needs exactly one of json_schema, regex, grammar"
+                         + (f"; unknown keys: {unknown}" if unknown else ""))
+    options = {k: value[k] for k in _JSON_OPTIONS if k in value}
+    if options and kinds[0] != "json_schema":
+        raise ValueError(f"{sorted(options)} only apply to json_schema")
+    if kinds[0] == "json_schema":
+        options.setdefault("extra_properties", "forbid")  # as generate_json: no junk keys
+    try:
+        if kinds[0] == "json_schema":
+            constraint = json_schema(value["json_schema"], **options)
+        elif kinds[0] == "regex":
+            constraint = regex(_text(value["regex"], "regex"))
+        else:
+            constraint = lark_grammar(_text(value["grammar"], "grammar"))
+    except StructgenError as error:
+        raise ValueError(f"structgen refused the {kinds[0]}: {error}") from None
+    _constraints[text] = constraint
+    if len(_constraints) > _CACHE_SIZE:
+        _constraints.popitem(last=False)
+    return constraint
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):  # ValueError, which vLLM's server answers with HTTP 400
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")  # noqa: TRY004
+    return value
+
+
+@dataclass
+class _Request:
+    """A constrained request in the persistent batch: its matcher and its live output ids."""
+
+    matcher: Matcher | None  # None: the constraint failed; only EOS is allowed
+    output_ids: list[int]
+    consumed: int = 0
+
+
+class StructgenLogitsProcessor(LogitsProcessor):
+    """Masks, in every step, the logits of each request that asks for a structgen constraint
+    (see the module docstring); other requests are left alone.
+
+    Matchers follow vLLM's persistent batch (requests added, removed, moved and swapped between
+    rows). Compiled constraints are cached across requests (per constraint and vocabulary), so
+    masks of states any request visited are reused; the batch's masks are filled into one
+    packed array and applied in one call on the logits' device.
+    """
+
+    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool):
+        model_config = vllm_config.model_config
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_config.tokenizer, revision=model_config.tokenizer_revision,
+            trust_remote_code=model_config.trust_remote_code)
+        self.vocab = Vocabulary.from_tokenizer(tokenizer,
+                                               vocab_size=model_config.get_vocab_size())
+        self.device = device
+        self._requests: dict[int, _Request] = {}
+        self._eos_only = np.zeros((self.vocab.size + 31) // 32, dtype=np.uint32)
+        for eos in self.vocab.eos_token_ids:
+            self._eos_only[eos >> 5] |= np.uint32(1 << (eos & 31))
+
+    @classmethod
+    def validate_params(cls, sampling_params: SamplingParams) -> None:
+        spec = (sampling_params.extra_args or {}).get(KEY)
+        if spec is not None:
+            constraint_of(spec)
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # masking changes which token is the largest
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        if batch_update is not None:
+            for index in batch_update.removed:
+                self._requests.pop(index, None)
+            for index, params, _, output_ids in batch_update.added:
+                spec = (params.extra_args or {}).get(KEY) if params is not None else None
+                if spec is None:
+                    self._requests.pop(index, None)
+                else:
+                    self._requests[index] = _Request(self._matcher(spec), output_ids)
+            for a, b, direction in batch_update.moved:
+                first, second = self._requests.pop(a, None), self._requests.pop(b, None)
+                if first is not None:
+                    self._requests[b] = first
+                if second is not None and direction == MoveDirectionality.SWAP:
+                    self._requests[a] = second
+        for request in self._requests.values():
+            self._catch_up(request)
+
+    def _matcher(self, spec: Any) -> Matcher | None:
+        try:
+            return compile_constraint(constraint_of(spec), self.vocab).matcher()
+        except (StructgenError, ValueError) as error:
+            _logger.error("structgen: the request's constraint cannot be used (%s); the "
+                          "request ends at once", error)
+            return None
+
+    def _catch_up(self, request: _Request) -> None:
+        """Advance the matcher over the tokens generated since the last step."""
+        output = request.output_ids
+        while request.consumed < len(output):
+            token = output[request.consumed]
+            request.consumed += 1
+            if request.matcher is not None and not request.matcher.advance(token):
+                _logger.error("structgen: token %d is outside the constraint (another "
+                              "processor or a forced token changed the output); the request "
+                              "ends", token)
+                request.matcher = None
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        if not self._requests:
+            return logits
+        rows = sorted(index for index in self._requests if index < logits.shape[0])
+        masks = np.empty((len(rows), len(self._eos_only)), dtype=np.uint32)
+        for position, index in enumerate(rows):
+            matcher = self._requests[index].matcher
+            if matcher is None:
+                masks[position] = self._eos_only
+            else:
+                matcher.fill_mask(masks, position)
+        selected = torch.tensor(rows, dtype=torch.long, device=logits.device)
+        constrained = logits.index_select(0, selected)
+        apply_token_bitmask(constrained, masks)
+        logits.index_copy_(0, selected, constrained)
+        return logits
