@@ -90,21 +90,37 @@ def test_trie_holds_every_text_token_once(tokens):
     assert trie.dummy_token >= len(tokens) and trie.dummy_token % 32 == 0
 
 
+# Paths through apply_token_bitmask: the numba kernel (numpy words, contiguous float32/float64
+# CPU logits) and torch's unpacking (torch words, other dtypes, strided logits).
+LOGIT_LAYOUTS = ["float32", "float64", "torch-words", "bfloat16", "strided"]
+
+
 @pytest.mark.parametrize("vocab_width", [5, 32, 33, 100])
 @pytest.mark.parametrize("dtype", [np.uint32, np.int32])
-def test_apply_token_bitmask_blocks_exactly_the_clear_bits(vocab_width, dtype):
+@pytest.mark.parametrize("layout", LOGIT_LAYOUTS)
+@pytest.mark.parametrize("extra_columns", [7, -3])
+def test_apply_token_bitmask_blocks_exactly_the_clear_bits(vocab_width, dtype, layout,
+                                                           extra_columns):
     rng = np.random.default_rng(vocab_width)
     batch, words = 3, (vocab_width + 31) // 32
     allowed = rng.random((batch, words * 32)) < 0.5
+    allowed[0, : 32 * (words - 1)] = True  # whole words allowed: the kernel's shortcut
     packed = np.zeros((batch, words), dtype=np.uint64)
     for bit in range(32):
         packed |= allowed[:, bit::32].astype(np.uint64) << np.uint64(bit)
     bitmask = packed.astype(np.uint32).view(dtype)
-    logits = torch.randn(batch, vocab_width + 7)  # wider than the vocabulary: padding columns
+    columns = max(1, vocab_width + extra_columns)  # wider (padding) or narrower than the words
+    torch_dtype = {"float64": torch.float64, "bfloat16": torch.bfloat16}.get(layout,
+                                                                            torch.float32)
+    logits = torch.randn(batch, columns).to(torch_dtype)
+    if layout == "strided":
+        logits = torch.randn(columns, batch).t()
+    if layout == "torch-words":
+        bitmask = torch.from_numpy(bitmask.copy())
     original = logits.clone()
     apply_token_bitmask(logits, bitmask)
-    expected_allowed = np.zeros((batch, vocab_width + 7), dtype=bool)
-    width = min(vocab_width + 7, words * 32)
+    expected_allowed = np.zeros((batch, columns), dtype=bool)
+    width = min(columns, words * 32)
     expected_allowed[:, :width] = allowed[:, :width]
     expected = torch.where(torch.from_numpy(expected_allowed), original,
                            torch.tensor(float("-inf")))

@@ -2,13 +2,39 @@
 
 The only place below ``decoding/`` that imports torch: masks are computed as packed ``uint32``
 words on the CPU, copied to the logits' device (pinned and non-blocking on CUDA), unpacked and
-applied in one fused expression.
+applied in one fused expression. Logits already in CPU memory are masked in place by a numba
+kernel instead, which reads the words directly (torch's unpacking builds a boolean tensor the
+size of the logits: about 1 ms per 49k-token row, against 0.03 ms).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
+
+_NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+@numba.njit(cache=True, nogil=True)
+def _mask_rows(logits: np.ndarray, words: np.ndarray) -> None:
+    """Set ``logits[b, i] = -inf`` where bit ``i`` of ``words[b]`` is clear (and past it)."""
+    rows, width = logits.shape
+    covered = min(width, words.shape[1] * 32)
+    for b in range(rows):
+        for w in range(covered >> 5):
+            word = words[b, w]
+            if word == 0xFFFFFFFF:
+                continue
+            base = w << 5
+            for bit in range(32):
+                if not (word >> bit) & 1:
+                    logits[b, base + bit] = -np.inf
+        for i in range(covered & ~31, covered):
+            if not (words[b, i >> 5] >> (i & 31)) & 1:
+                logits[b, i] = -np.inf
+        for i in range(covered, width):
+            logits[b, i] = -np.inf
 
 _SHIFTS: dict[torch.device, torch.Tensor] = {}
 
@@ -65,6 +91,12 @@ def apply_token_bitmask(logits: torch.Tensor, bitmask: np.ndarray | torch.Tensor
     """
     squeeze = logits.dim() == 1
     rows = logits.unsqueeze(0) if squeeze else logits
+    if (isinstance(bitmask, np.ndarray) and rows.device.type == "cpu"
+            and rows.dtype in _NUMPY_FLOATS and rows.is_contiguous()
+            and not rows.requires_grad):
+        words = np.ascontiguousarray(bitmask).view(np.uint32)
+        _mask_rows(rows.numpy(), words.reshape(rows.shape[0], -1))
+        return logits
     words = bitmask_to_device(bitmask, rows.device)
     if words.dim() == 1:
         words = words.unsqueeze(0)
