@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -101,3 +102,10 @@ def test_check_and_generate_name_a_bad_schema(capsys, tmp_path):
     assert "cannot read" in capsys.readouterr().err
     assert cli.main(["check", "--schema", '{"type": "object",']) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_model_path_prints_a_folder_transformers_and_vllm_can_load(capsys):
+    assert cli.main(["model-path"]) == 0
+    folder = capsys.readouterr().out.strip()
+    files = {p.name for p in Path(folder).iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
