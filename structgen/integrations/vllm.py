@@ -94,6 +94,10 @@ def _spec(json_schema: Any = None, regex: str | None = None, grammar: str | None
         raise ValueError("give exactly one of json_schema=, regex= or grammar=")
     if json_options and "json_schema" not in given:
         raise ValueError(f"{sorted(json_options)} only apply to json_schema=")
+    schema = given.get("json_schema")
+    if schema is not None and not isinstance(schema, (dict, bool, str)):
+        # A pydantic model class or a Python type: its JSON Schema, which travels as JSON.
+        given["json_schema"] = json.loads(json.dumps(json_schema(schema).schema))
     return {**given, **json_options}
 
 
@@ -106,8 +110,6 @@ def sampling_params(json_schema: Any = None, regex: str | None = None,
     :func:`structgen.json_schema`), a regex, or a Lark grammar (text or a ready grammar's
     name)."""
     spec = _spec(json_schema, regex, grammar, **(json_options or {}))
-    if "json_schema" in spec and not isinstance(spec["json_schema"], (dict, bool, str)):
-        spec["json_schema"] = json_schema_value(spec["json_schema"])
     constraint_of(spec)  # refuse a bad constraint here, not in the engine
     extra = dict(params.pop("extra_args", None) or {})
     extra[KEY] = spec
@@ -119,15 +121,7 @@ def request_args(json_schema: Any = None, regex: str | None = None, grammar: str
     """The ``vllm_xargs`` of an OpenAI-compatible request asking for a constraint (the spec as
     JSON text, since ``vllm_xargs`` values are scalars): pass it as ``extra_body={"vllm_xargs":
     request_args(json_schema=schema)}``."""
-    spec = _spec(json_schema, regex, grammar, **json_options)
-    if "json_schema" in spec and not isinstance(spec["json_schema"], (dict, bool, str)):
-        spec["json_schema"] = json_schema_value(spec["json_schema"])
-    return {KEY: json.dumps(spec)}
-
-
-def json_schema_value(source: Any) -> dict | bool:
-    """The JSON Schema of a pydantic model class or Python type, as a JSON value."""
-    return json.loads(json.dumps(json_schema(source).schema))
+    return {KEY: json.dumps(_spec(json_schema, regex, grammar, **json_options))}
 
 
 def constraint_of(spec: Any) -> Constraint:
@@ -264,16 +258,13 @@ class StructgenLogitsProcessor(LogitsProcessor):
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self._requests:
             return logits
-        rows = sorted(index for index in self._requests if index < logits.shape[0])
-        masks = np.empty((len(rows), len(self._eos_only)), dtype=np.uint32)
-        for position, index in enumerate(rows):
-            matcher = self._requests[index].matcher
-            if matcher is None:
-                masks[position] = self._eos_only
+        # Free rows get every bit set, so the whole batch is masked in one call.
+        masks = np.full((logits.shape[0], len(self._eos_only)), 0xFFFFFFFF, dtype=np.uint32)
+        for index, request in self._requests.items():
+            if index >= len(masks):
+                continue
+            if request.matcher is None:
+                masks[index] = self._eos_only
             else:
-                matcher.fill_mask(masks, position)
-        selected = torch.tensor(rows, dtype=torch.long, device=logits.device)
-        constrained = logits.index_select(0, selected)
-        apply_token_bitmask(constrained, masks)
-        logits.index_copy_(0, selected, constrained)
-        return logits
+                request.matcher.fill_mask(masks, index)
+        return apply_token_bitmask(logits, masks)
