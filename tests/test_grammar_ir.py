@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import lark
@@ -16,13 +17,15 @@ from structgen.grammar.cfg import (
     Nonterminal,
     Terminal,
     inline_regular,
+    non_empty_part,
     nullable,
     render,
 )
-from structgen.grammar.regular import literal
+from structgen.grammar.charset import CharSet
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, literal, subterms
 from structgen.sources.lark import load_lark
 from structgen.sources.regex import parse_regex
-from structgen.testing.reference import grammar_accepts
+from structgen.testing.reference import fullmatch, grammar_accepts
 
 ARITHMETIC = r"""
 ?start: sum
@@ -264,3 +267,33 @@ def test_lazy_terminals_take_their_shortest_matches_like_lark():
     samples += ["".join(rng.choice('"\\ab') for _ in range(rng.randint(1, 8))) for _ in range(400)]
     for sample in samples:
         assert grammar_accepts(grammar, sample) == lark_accepts(parser, sample), sample
+
+
+def _terms(alphabet: str = "ab"):
+    """Random look-free regular terms over ``alphabet``, nullable parts included."""
+    leaves = st.one_of(st.sampled_from([Chars(CharSet.chars(c)) for c in alphabet]),
+                       st.just(Seq(())))
+    return st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda items: Seq(tuple(items))),
+        st.lists(inner, min_size=1, max_size=3).map(lambda items: Alt(tuple(items))),
+        st.tuples(inner, st.integers(0, 2), st.one_of(st.none(), st.integers(0, 3))).map(
+            lambda t: Repeat(t[0], t[1], t[2] if t[2] is None else max(t[1], t[2])))),
+        max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_terms())
+def test_non_empty_part_is_the_term_without_the_empty_string(term):
+    part = non_empty_part(term)
+    assert not any(isinstance(node, Look) for node in subterms(part))  # structural, no lookahead
+    for n in range(5):
+        for chars in itertools.product("ab", repeat=n):
+            text = "".join(chars)
+            assert fullmatch(part, text) == (text != "" and fullmatch(term, text)), text
+
+
+def test_non_empty_part_of_a_term_with_a_lookaround_keeps_it_exact():
+    term = parse_regex(r"(?=a)a?b?")
+    part = non_empty_part(term)
+    for text in ["", "a", "ab", "b", "ba"]:
+        assert fullmatch(part, text) == (text != "" and fullmatch(term, text)), text

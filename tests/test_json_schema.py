@@ -436,3 +436,40 @@ def test_the_default_dialect_is_2020_12_and_dollar_schema_switches_it():
     assert accepts(draft7.language(), '[1,"x"]')
     assert not accepts(draft7.language(), '["x"]')
     assert jsonschema.Draft7Validator(draft7.schema).is_valid([1, "x"])
+
+
+_META_PROBES = [  # keyword values, valid and invalid under the meta-schemas
+    ("type", "integr"), ("type", ["string", "null"]), ("type", []), ("minimum", "3"),
+    ("minimum", 3), ("required", 5), ("required", ["a", "a"]), ("required", ["a"]),
+    ("properties", []), ("properties", {"a": {"type": "strin"}}), ("items", 4),
+    ("items", {"maxLength": -1}), ("prefixItems", [True, {"enum": []}]), ("enum", []),
+    ("$defs", {"x": {"anyOf": []}}), ("definitions", {"x": {"minLength": 1.5}}),
+    ("dependencies", {"a": ["b", 3]}), ("dependentRequired", {"a": "b"}), ("not", 1),
+    ("pattern", 5), ("format", "date"), ("additionalProperties", {"$ref": 3}),
+    ("$anchor", "9bad"), ("contains", {"minContains": "1"}), ("title", 5),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["https://json-schema.org/draft/2020-12/schema",
+                        "https://json-schema.org/draft/2019-09/schema"]),
+       st.recursive(st.dictionaries(st.sampled_from(range(len(_META_PROBES))), st.just(None),
+                                    max_size=3).map(
+                        lambda d: dict(_META_PROBES[i] for i in d)),
+                    lambda inner: st.tuples(inner, st.sampled_from(
+                        ["properties", "items", "allOf", "$defs"])).map(
+                        lambda t: {t[1]: [t[0]] if t[1] == "allOf" else (
+                            t[0] if t[1] == "items" else {"x": t[0]})}),
+                    max_leaves=4))
+def test_the_fast_meta_schema_check_decides_like_the_meta_schema(dialect, schema):
+    """The flattened 2019-09 / 2020-12 meta-schemas (``checked_validator_class``'s fast check)
+    accept exactly the schemas the real meta-schemas accept."""
+    schema = {"$schema": dialect, **schema}
+    cls = validators.validator_for(schema)
+    real = cls(cls.META_SCHEMA).is_valid(schema)
+    try:
+        checked_validator_class(schema)
+        fast = True
+    except sg.SchemaError:
+        fast = False
+    assert fast == real

@@ -168,6 +168,9 @@ class LazyAutomaton:
         raise NotImplementedError
 
 
+LEXER_START = 0  # the start state of every LazyByteDFA, known before one is built
+
+
 class LazyByteDFA(LazyAutomaton):
     """The byte DFA of one regular term, grown on demand; state 0 is the start."""
 
@@ -187,7 +190,7 @@ class LazyByteDFA(LazyAutomaton):
         self._mid_states: dict[frozenset, int] = {}
         self._live: dict[tuple[int, tuple[int, ...]], bool] = {}
         self.start_key = (self.algebra.from_ir(term), trackers)
-        self.start = self._char_state(self.start_key)
+        self.start = self._char_state(self.start_key)  # the first state: LEXER_START
 
     def _behind(self, trackers: tuple[int, ...]) -> frozenset:
         empty = frozenset()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.earley import EarleyTables
 from structgen.grammar.cfg import Grammar
 
@@ -36,7 +36,8 @@ class GrammarAutomaton(LazyAutomaton):
         self.tables = EarleyTables(grammar)
         self.terminal_names = list(grammar.terminals)
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
-        self._lexers = [LazyByteDFA(grammar.terminals[n], self.limits) for n in self.terminal_names]
+        # Built on first use: a constraint's first masks read only the terminals it starts with.
+        self._lexers: list[LazyByteDFA | None] = [None] * len(self.terminal_names)
         self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[int, frozenset] = {}
@@ -53,7 +54,7 @@ class GrammarAutomaton(LazyAutomaton):
         if cached is None:
             indices = {self._terminal_index[n] for n in self.tables.expected(set_id)}
             indices.update(self._ignored)
-            cached = frozenset((set_id, t, self._lexers[t].start) for t in indices)
+            cached = frozenset((set_id, t, LEXER_START) for t in indices)
             self._spawn_memo[set_id] = cached
         return cached
 
@@ -71,7 +72,7 @@ class GrammarAutomaton(LazyAutomaton):
         moved: dict[int, set] = {}
         completed: dict[int, set] = {}
         for set_id, terminal, lexer_state in threads:
-            lexer = self._lexers[terminal]
+            lexer = self.lexer(terminal)
             lexer.materialize(lexer_state)
             row = lexer.trans[lexer_state]
             for byte in np.flatnonzero(row >= 0).tolist():
@@ -98,7 +99,7 @@ class GrammarAutomaton(LazyAutomaton):
 
     def _exhausted(self, thread: tuple) -> bool:
         """A thread whose terminal has ended and cannot grow: only its scan matters now."""
-        lexer, lexer_state = self._lexers[thread[1]], thread[2]
+        lexer, lexer_state = self.lexer(thread[1]), thread[2]
         if not lexer.accepting[lexer_state]:
             return False
         lexer.materialize(lexer_state)
@@ -110,7 +111,12 @@ class GrammarAutomaton(LazyAutomaton):
 
     def lexer(self, terminal: int) -> LazyByteDFA:
         """The byte DFA of terminal number ``terminal``."""
-        return self._lexers[terminal]
+        lexer = self._lexers[terminal]
+        if lexer is None:
+            name = self.terminal_names[terminal]
+            lexer = self._lexers[terminal] = LazyByteDFA(self.grammar.terminals[name], self.limits)
+            assert lexer.start == LEXER_START
+        return lexer
 
     def terminal_index(self, name: str) -> int:
         """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from structgen.errors import EmptyLanguage, GrammarError
 from structgen.grammar.charset import ANY_CHAR, CharSet
-from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 __all__ = [
     "Expansion",
@@ -34,6 +34,7 @@ __all__ = [
     "Symbol",
     "Terminal",
     "inline_regular",
+    "non_empty_part",
     "nullable",
     "productive",
     "reachable",
@@ -136,6 +137,57 @@ def term_nullable(term: Term) -> bool:
     if isinstance(term, Repeat):
         return term.min == 0 or term_nullable(term.item)
     return isinstance(term, Look)
+
+
+def non_empty_part(term: Term) -> Term:
+    """The non-empty strings of ``term``.
+
+    Built structurally when ``term`` has no lookaround, so the terminal it becomes keeps cheap
+    derivatives: the strings of ``x1 ... xn`` with every ``xi`` nullable are those whose first
+    non-empty piece comes from some ``xi``, i.e. ``non_empty(xi) x(i+1) ... xn``; those of
+    ``x{lo,hi}`` start with a non-empty ``x`` followed by ``x{lo-1,hi-1}``. With a lookaround
+    (zero-width, so not expressible piece by piece) the term is guarded by a negative lookahead
+    for the end instead.
+    """
+    if any(isinstance(node, Look) for node in subterms(term)):
+        return Seq((Look(Seq((term, Look(Chars(ANY_CHAR), True, True))), True, False),
+                    Chars(ANY_CHAR), Repeat(Chars(ANY_CHAR), 0, None)))
+    memo: dict[int, Term] = {}
+
+    def part(node: Term) -> Term:
+        known = memo.get(id(node))
+        if known is not None:
+            return known
+        if not term_nullable(node):
+            result = node
+        elif isinstance(node, Seq):
+            branches = []
+            for i, item in enumerate(node.items):
+                first = part(item)
+                if first != NOTHING:
+                    rest = node.items[i + 1:]
+                    branches.append(Seq((first, *rest)) if rest else first)
+            result = _alternatives(branches)
+        elif isinstance(node, Alt):
+            result = _alternatives([part(item) for item in node.items])
+        else:  # a nullable Repeat
+            assert isinstance(node, Repeat)
+            first = part(node.item)
+            if node.max == 0 or first == NOTHING:
+                result = NOTHING
+            else:
+                rest = Repeat(node.item, max(node.min - 1, 0),
+                              None if node.max is None else node.max - 1)
+                result = Seq((first, rest))
+        memo[id(node)] = result
+        return result
+
+    return part(term)
+
+
+def _alternatives(terms: list[Term]) -> Term:
+    unique = list(dict.fromkeys(t for t in terms if t != NOTHING))
+    return unique[0] if len(unique) == 1 else Alt(tuple(unique))
 
 
 def _fixpoint(grammar: Grammar, holds) -> frozenset[str]:

@@ -39,7 +39,13 @@ import referencing.jsonschema
 from jsonschema import validators
 
 from structgen.errors import SchemaError, UnsupportedKeyword
-from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, term_nullable
+from structgen.grammar.cfg import (
+    Grammar,
+    Nonterminal,
+    Terminal,
+    non_empty_part,
+    term_nullable,
+)
 from structgen.grammar.charset import ANY_CHAR, CharSet
 from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, literal
 from structgen.sources.json_formats import format_term
@@ -1522,9 +1528,9 @@ class Emitter:
                     run = []
                     if term != Seq(()):
                         if term_nullable(term):
-                            nonempty = Seq((Look(Seq((term, END)), True, False),
-                                            Chars(ANY_CHAR), ANY_STRING))
-                            out = [o + (terminal(nonempty),) for o in out] + out
+                            nonempty = non_empty_part(term)
+                            if nonempty != NOTHING:
+                                out = [o + (terminal(nonempty),) for o in out] + out
                         else:
                             out = [o + (terminal(term),) for o in out]
                 if piece is not None:
