@@ -250,8 +250,10 @@ def json_string_term(content: Term, *, keyword: str = "pattern") -> Term:
     return Seq((_QUOTE, _encode(content, keyword), _QUOTE))
 
 
+@functools.lru_cache(maxsize=1 << 13)  # property names recur in every variant of their object
 def json_string_literal_term(value: str) -> Term:
-    """Every JSON encoding of the string ``value`` (for ``enum``/``const``), quotes included.
+    """Every JSON encoding of the string ``value`` (for ``enum``/``const``, and property names),
+    quotes included.
 
     A ``value`` holding a lone surrogate (possible in a Python ``str``) is no sequence of
     Unicode scalar values: the result is ``NOTHING``.
