@@ -13,6 +13,7 @@ the rows computed so far (the others hold ``UNKNOWN``).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import time
@@ -259,16 +260,18 @@ class LazyByteDFA(LazyAutomaton):
         if not algebra.needs_liveness_search(term):
             self._live[key] = True
             return True
-        # Depth-first: a satisfiable lookaround usually has a short witness down one branch,
-        # while breadth-first would first visit every state up to the witness's depth. The
+        # Best-first, by a lower bound on the rest of a match (lookarounds read as true): a
+        # satisfiable lookaround usually has a short witness down one branch, which this finds
+        # without visiting every state up to its depth (breadth-first) or running down a long
+        # counter first (depth-first: `maxLength: 1024` on an email address). The
         # verdict is cached for every state the search settles, not just ``key``: the states
         # on the path to a witness are live, and after a failed search every state explored is
         # dead (its successors were all explored). Counters make long chains of new states, so
         # caching only ``key`` would search them again from each one.
-        stack, parent = [key], {key: None}
+        frontier, parent = [(algebra.relaxed_shortest(term), 0, key)], {key: None}
         witness = None
-        while stack:
-            k = stack.pop()
+        while frontier:
+            k = heapq.heappop(frontier)[2]
             known = self._live.get(k)
             if known is False:
                 continue
@@ -295,7 +298,7 @@ class LazyByteDFA(LazyAutomaton):
                     if self._live.get(nk) or algebra.nullable(t, self._behind(nk[1])):
                         witness = nk  # goal test on generation: a closing quote ends at once
                         break
-                    stack.append(nk)
+                    heapq.heappush(frontier, (algebra.relaxed_shortest(t), len(parent), nk))
             if witness is not None:
                 break
         if witness is None:

@@ -60,6 +60,7 @@ class TermAlgebra:
     _head_look_memo: dict[int, bool] = field(default_factory=dict)
     _search_memo: dict[int, bool] = field(default_factory=dict)
     _shortest_memo: dict[int, float] = field(default_factory=dict)
+    _relaxed_memo: dict[int, float] = field(default_factory=dict)
     _sigma_star: int = -1
 
     # ---------------------------------------------------------------- construction from the IR
@@ -424,6 +425,36 @@ class TermAlgebra:
             return min(_shortest_ir(x) for x in h[1])
         return 0.0 if h[2] == 0 else h[2] * _shortest_ir(h[1])  # a repetition
 
+    def relaxed_shortest(self, t: int) -> float:
+        """A lower bound on the fewest UTF-8 bytes in a string ``t`` matches: the shortest
+        match with lookarounds and complements read as true and intersections as their longest
+        part. Guides the liveness search towards a witness (see ``LazyByteDFA.is_live``)."""
+        chain = []
+        while t not in self._relaxed_memo:
+            key = self.terms[t]
+            if key[0] != _CAT:
+                if key[0] == _EMPTY:
+                    found = math.inf
+                elif key[0] in (_EPS, _NOT):
+                    found = 0.0
+                elif key[0] == _OR:
+                    found = min(self.relaxed_shortest(x) for x in key[1])
+                else:  # an intersection
+                    found = max(self.relaxed_shortest(x) for x in key[1])
+                self._relaxed_memo[t] = found
+                break
+            chain.append((t, key[1]))
+            t = key[2]
+        total = self._relaxed_memo[t]
+        for term, head in reversed(chain):
+            h = self.heads[head]
+            total = total + (0.0 if h[0] == _H_LOOK else
+                             _relaxed_ir(Chars(h[1])) if h[0] == _H_CHARS else
+                             min(_relaxed_ir(x) for x in h[1]) if h[0] == _H_ALT else
+                             0.0 if h[2] == 0 else h[2] * _relaxed_ir(h[1]))
+            self._relaxed_memo[term] = total
+        return total
+
     def needs_liveness_search(self, t: int) -> bool:
         """True when ``t`` has intersections, complements or lookarounds: then a term that is
         not ``EMPTY`` may still match nothing, and only a search can tell."""
@@ -476,6 +507,21 @@ def _shortest_ir(node: Term) -> float:
     if isinstance(node, Repeat):
         return 0.0 if node.min == 0 else node.min * _shortest_ir(node.item)
     raise TypeError(f"no shortest match computed for {node!r}")
+
+
+@lru_cache(maxsize=1 << 14)
+def _relaxed_ir(node: Term) -> float:
+    """``_shortest_ir`` with lookarounds read as true (zero width, no condition)."""
+    if isinstance(node, Look):
+        return 0.0
+    if isinstance(node, Chars):
+        return _shortest_ir(node)
+    if isinstance(node, Seq):
+        return sum(_relaxed_ir(x) for x in node.items)
+    if isinstance(node, Alt):
+        return min((_relaxed_ir(x) for x in node.items), default=math.inf)
+    assert isinstance(node, Repeat)
+    return 0.0 if node.min == 0 else node.min * _relaxed_ir(node.item)
 
 
 def _refuse_nested_lookaround(node: Term) -> None:
