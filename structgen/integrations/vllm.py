@@ -353,6 +353,8 @@ class StructgenLogitsProcessor(LogitsProcessor):
         if not kept:  # the shortest completion starts with a single-byte token, or is EOS
             kept = [t for t in (*self._eos, *self._single_bytes)
                     if request.matcher.allowed(t) and self._fits(request, t, room)]
+        if not kept:
+            return  # the completion search gave up after every candidate: leave the row as is
         keep = torch.tensor(kept, device=row.device)
         values = row[keep]
         row.fill_(float("-inf"))
