@@ -419,6 +419,8 @@ class TermAlgebra:
 
     def _shortest_head(self, head: int) -> float:
         h = self.heads[head]
+        if h[0] == _H_LOOK:
+            return 0.0
         if h[0] == _H_CHARS:
             return _shortest_ir(Chars(h[1]))
         if h[0] == _H_ALT:
@@ -447,11 +449,7 @@ class TermAlgebra:
             t = key[2]
         total = self._relaxed_memo[t]
         for term, head in reversed(chain):
-            h = self.heads[head]
-            total = total + (0.0 if h[0] == _H_LOOK else
-                             _relaxed_ir(Chars(h[1])) if h[0] == _H_CHARS else
-                             min(_relaxed_ir(x) for x in h[1]) if h[0] == _H_ALT else
-                             0.0 if h[2] == 0 else h[2] * _relaxed_ir(h[1]))
+            total = total + self._shortest_head(head)
             self._relaxed_memo[term] = total
         return total
 
@@ -494,7 +492,10 @@ class TermAlgebra:
 
 @lru_cache(maxsize=65536)
 def _shortest_ir(node: Term) -> float:
-    """The fewest UTF-8 bytes of a string an IR node (without lookarounds) matches."""
+    """The fewest UTF-8 bytes of a string an IR node matches, lookarounds read as true (zero
+    width, no condition): exact for nodes without them, a lower bound otherwise."""
+    if isinstance(node, Look):
+        return 0.0
     if isinstance(node, Chars):
         if not node.charset:
             return math.inf
@@ -507,21 +508,6 @@ def _shortest_ir(node: Term) -> float:
     if isinstance(node, Repeat):
         return 0.0 if node.min == 0 else node.min * _shortest_ir(node.item)
     raise TypeError(f"no shortest match computed for {node!r}")
-
-
-@lru_cache(maxsize=1 << 14)
-def _relaxed_ir(node: Term) -> float:
-    """``_shortest_ir`` with lookarounds read as true (zero width, no condition)."""
-    if isinstance(node, Look):
-        return 0.0
-    if isinstance(node, Chars):
-        return _shortest_ir(node)
-    if isinstance(node, Seq):
-        return sum(_relaxed_ir(x) for x in node.items)
-    if isinstance(node, Alt):
-        return min((_relaxed_ir(x) for x in node.items), default=math.inf)
-    assert isinstance(node, Repeat)
-    return 0.0 if node.min == 0 else node.min * _relaxed_ir(node.item)
 
 
 def _refuse_nested_lookaround(node: Term) -> None:

@@ -161,15 +161,11 @@ def non_empty_part(term: Term) -> Term:
         if not term_nullable(node):
             result = node
         elif isinstance(node, Seq):
-            branches = []
-            for i, item in enumerate(node.items):
-                first = part(item)
-                if first != NOTHING:
-                    rest = node.items[i + 1:]
-                    branches.append(Seq((first, *rest)) if rest else first)
-            result = _alternatives(branches)
+            firsts = [(part(item), node.items[i + 1:]) for i, item in enumerate(node.items)]
+            result = _alt(_seq(first, *rest) for first, rest in firsts
+                          if first != NOTHING) or NOTHING
         elif isinstance(node, Alt):
-            result = _alternatives([part(item) for item in node.items])
+            result = _alt(p for p in map(part, node.items) if p != NOTHING) or NOTHING
         else:  # a nullable Repeat
             assert isinstance(node, Repeat)
             first = part(node.item)
@@ -178,16 +174,11 @@ def non_empty_part(term: Term) -> Term:
             else:
                 rest = Repeat(node.item, max(node.min - 1, 0),
                               None if node.max is None else node.max - 1)
-                result = Seq((first, rest))
+                result = _seq(first, rest)
         memo[id(node)] = result
         return result
 
     return part(term)
-
-
-def _alternatives(terms: list[Term]) -> Term:
-    unique = list(dict.fromkeys(t for t in terms if t != NOTHING))
-    return unique[0] if len(unique) == 1 else Alt(tuple(unique))
 
 
 def _fixpoint(grammar: Grammar, holds) -> frozenset[str]:
