@@ -13,10 +13,13 @@ from __future__ import annotations
 import itertools
 import json
 
+import jsonschema
 import pytest
+from jsonschema import validators
 
 import structgen as sg
 from structgen.errors import SchemaError
+from structgen.sources import json_validation
 from structgen.testing.schema_suite import (
     accepts,
     bench_cases,
@@ -81,6 +84,33 @@ def test_layouts_accept_exactly_their_serialization(whitespace):
             assert mine == other or not accepts(language, other), (case.schema, other)
             checked += 1
     assert checked > 100
+
+
+def test_the_compiled_meta_schemas_judge_real_schemas_like_jsonschema():
+    """Every dialect's meta-schema compiles into predicates (no fallback to ``jsonschema``),
+    and they judge the suite's schemas and every third JSONSchemaBench schema as
+    ``jsonschema`` does with the same meta-schema."""
+    dialects = [jsonschema.Draft4Validator, jsonschema.Draft6Validator,
+                jsonschema.Draft7Validator, jsonschema.Draft201909Validator,
+                jsonschema.Draft202012Validator]
+    for cls in dialects:
+        meta = json_validation._flat_meta_validator(cls).schema
+        json_validation._MetaCompiler(meta, cls).predicate(meta)  # raises if not compiled
+    schemas = [case.schema for draft in ("draft7", "draft2020-12")
+               for case in suite_cases(draft)]
+    schemas += [case.schema for subset in bench_subsets()
+                for case in itertools.islice(bench_cases(subset), 0, None, 3)]
+    verdicts = []
+    for schema in schemas:
+        cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
+            if isinstance(schema, dict) else jsonschema.Draft202012Validator
+        if cls not in dialects:
+            continue
+        expected = json_validation._flat_meta_validator(cls).is_valid(schema)
+        assert json_validation._meta_check(cls)(schema) == expected, schema
+        verdicts.append(expected)
+    assert len(verdicts) > 1500  # all valid: the hypothesis test of test_json_schema.py
+    # probes the invalid ones
 
 
 @pytest.mark.parametrize("subset", bench_subsets())

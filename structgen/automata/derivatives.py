@@ -455,29 +455,42 @@ class TermAlgebra:
 
     def needs_liveness_search(self, t: int) -> bool:
         """True when ``t`` has intersections, complements or lookarounds: then a term that is
-        not ``EMPTY`` may still match nothing, and only a search can tell."""
-        cached = self._search_memo.get(t)
-        if cached is None:
-            cached = self._search_memo[t] = self._has_boolean_or_look(t)
-        return cached
+        not ``EMPTY`` may still match nothing, and only a search can tell.
 
-    def _has_boolean_or_look(self, t: int) -> bool:
-        stack, seen = [t], set()
+        Memoized per term and computed from the children's answers, so a new derivative costs
+        only its new nodes (derivatives share nearly all of their structure).
+        """
+        memo = self._search_memo
+        cached = memo.get(t)
+        if cached is not None:
+            return cached
+        stack = [t]
         while stack:
-            x = stack.pop()
-            if x in seen:
+            x = stack[-1]
+            if x in memo:
+                stack.pop()
                 continue
-            seen.add(x)
             key = self.terms[x]
-            if key[0] in (_AND, _NOT):
-                return True
-            if key[0] == _OR:
-                stack.extend(key[1])
-            elif key[0] == _CAT:
-                stack.append(key[2])
+            kind = key[0]
+            if kind in (_AND, _NOT):
+                found: bool | None = True
+            elif kind == _OR:
+                pending = [c for c in key[1] if c not in memo]
+                found = any(memo[c] for c in key[1]) if not pending else None
+            elif kind == _CAT:
                 if self._head_has_look(key[1]):
-                    return True
-        return False
+                    found = True
+                else:
+                    pending = [] if key[2] in memo else [key[2]]
+                    found = memo[key[2]] if not pending else None
+            else:
+                found = False
+            if found is None:
+                stack.extend(pending)
+            else:
+                memo[x] = found
+                stack.pop()
+        return memo[t]
 
     def _head_has_look(self, head: int) -> bool:
         cached = self._head_look_memo.get(head)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 from structgen.grammar.charset import CharSet
 
@@ -152,9 +153,16 @@ def subterms(term: Term) -> Iterator[Term]:
             stack.append(node.body)
 
 
+@lru_cache(maxsize=1 << 14)
 def literal(text: str) -> Term:
-    """The term matching exactly ``text``."""
-    return Seq(tuple(Chars(CharSet.of([(ord(c), ord(c))])) for c in text))
+    """The term matching exactly ``text``; cached, since schemas spell the same property names,
+    brackets and keywords over and over, and equal terms built apart compare slowly."""
+    return Seq(tuple(_code_point(c) for c in text))
+
+
+@lru_cache(maxsize=1 << 12)
+def _code_point(char: str) -> Chars:
+    return Chars(CharSet.of([(ord(char), ord(char))]))
 
 
 def restrict_alphabet(term: Term, alphabet: CharSet) -> Term:

@@ -11,6 +11,8 @@ own ECMA regex compiler, the same one the constraints are built from.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urljoin
@@ -107,7 +109,7 @@ def checked_validator_class(schema: Any) -> type:
         return checked
     cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
         if isinstance(schema, dict) else jsonschema.Draft202012Validator
-    if not _flat_meta_validator(cls).is_valid(schema):
+    if not _meta_check(cls)(schema):
         meta = validators.validator_for(cls.META_SCHEMA, default=cls)(cls.META_SCHEMA)
         error = jsonschema.exceptions.best_match(meta.iter_errors(schema))
         if error is not None:
@@ -157,6 +159,160 @@ def _flat_meta_validator(cls: type):
         flat["$defs"].update(_refer_to_root(vocabulary.get("$defs", {})))
     flat["properties"].update(_refer_to_root(meta.get("properties", {})))
     return cls(flat)
+
+
+@cache
+def _meta_check(cls: type) -> Callable[[Any], bool]:
+    """Whether a schema is valid under ``cls``'s meta-schema: the flat meta-schema compiled
+    into Python predicates (:func:`_predicate`), or its ``jsonschema`` validator where it uses a
+    keyword the compiler does not know. ``jsonschema`` interprets a schema anew at every node;
+    the predicates cost a tenth of that on real-world schemas, which is a tenth of the time
+    from a schema to its grammar."""
+    validator = _flat_meta_validator(cls)
+    try:
+        return _MetaCompiler(validator.schema, cls).predicate(validator.schema)
+    except _NotCompiled:
+        return validator.is_valid
+
+
+class _NotCompiled(Exception):
+    """A meta-schema keyword (or value) :class:`_MetaCompiler` has no predicate for."""
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+    "string": lambda x: isinstance(x, str),
+    "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "integer": lambda x: (isinstance(x, int) and not isinstance(x, bool))
+    or (isinstance(x, float) and x.is_integer()),
+}
+# Keywords that assert nothing about an instance (or hold subschemas reached only by $ref).
+_META_ANNOTATIONS = frozenset({"$schema", "$id", "id", "$comment", "title", "description",
+                               "default", "deprecated", "format", "$defs", "definitions",
+                               "$vocabulary", "$dynamicAnchor", "$recursiveAnchor"})
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _unique(items: list) -> bool:
+    """Whether no two items are equal as JSON values (``1 == 1.0``, ``true != 1``)."""
+    keys = {json.dumps(_canonical(x), sort_keys=True) for x in items}
+    return len(keys) == len(items)
+
+
+def _canonical(x: Any) -> Any:
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, list):
+        return [_canonical(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _canonical(v) for k, v in x.items()}
+    return x
+
+
+class _MetaCompiler:
+    """Compiles a meta-schema (the keywords meta-schemas use, with their meaning in ``cls``'s
+    dialect) into predicates over schemas; ``$ref`` targets are compiled once, on first use."""
+
+    def __init__(self, root: dict, cls: type) -> None:
+        self.root = root
+        self.siblings_of_ref_apply = cls not in (  # from 2019-09 on
+            jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator)
+        self.draft4 = cls is jsonschema.Draft4Validator
+        self.refs: dict[str, Callable[[Any], bool]] = {}
+
+    def predicate(self, node: Any) -> Callable[[Any], bool]:
+        if node is True or node == {}:
+            return lambda x: True
+        if node is False:
+            return lambda x: False
+        if not isinstance(node, dict):
+            raise _NotCompiled(repr(node))
+        if "$ref" in node and not self.siblings_of_ref_apply:
+            node = {"$ref": node["$ref"]}
+        checks = [check for key, value in node.items()
+                  if (check := self.keyword(key, value, node)) is not None]
+        return lambda x: all(check(x) for check in checks)
+
+    def keyword(self, key: str, value: Any, node: dict) -> Callable[[Any], bool] | None:
+        if key in _META_ANNOTATIONS:
+            return None
+        if key == "$ref":
+            return self.ref(value)
+        if key == "type":
+            names = [value] if isinstance(value, str) else value
+            tests = [_TYPE_CHECKS[name] for name in names]
+            if self.draft4 and "integer" in names:
+                tests = [t if n != "integer" else
+                         (lambda x: isinstance(x, int) and not isinstance(x, bool))
+                         for n, t in zip(names, tests)]
+            return lambda x: any(test(x) for test in tests)
+        if key == "enum":
+            if not all(isinstance(v, str) for v in value):
+                raise _NotCompiled("enum")
+            allowed = frozenset(value)
+            return lambda x: isinstance(x, str) and x in allowed
+        if key in ("anyOf", "allOf"):
+            parts = [self.predicate(sub) for sub in value]
+            if key == "anyOf":
+                return lambda x: any(part(x) for part in parts)
+            return lambda x: all(part(x) for part in parts)
+        if key == "properties":
+            props = {name: self.predicate(sub) for name, sub in value.items()}
+            return lambda x: not isinstance(x, dict) or all(
+                check(x[name]) for name, check in props.items() if name in x)
+        if key == "additionalProperties":
+            declared = frozenset(node.get("properties", {}))
+            if "patternProperties" in node:
+                raise _NotCompiled("additionalProperties beside patternProperties")
+            extra = self.predicate(value)
+            return lambda x: not isinstance(x, dict) or all(
+                extra(v) for k, v in x.items() if k not in declared)
+        if key == "propertyNames":
+            names = self.predicate(value)
+            return lambda x: not isinstance(x, dict) or all(names(k) for k in x)
+        if key == "items" and isinstance(value, (dict, bool)):
+            item = self.predicate(value)
+            return lambda x: not isinstance(x, list) or all(item(v) for v in x)
+        if key == "minItems":
+            return lambda x: not isinstance(x, list) or len(x) >= value
+        if key == "uniqueItems":
+            return (lambda x: not isinstance(x, list) or _unique(x)) if value else None
+        if key == "minimum":
+            exclusive = self.draft4 and node.get("exclusiveMinimum") is True
+            if exclusive:
+                return lambda x: not _number(x) or x > value
+            return lambda x: not _number(x) or x >= value
+        if key == "exclusiveMinimum":
+            if isinstance(value, bool):
+                if self.draft4:
+                    return None  # read by "minimum"
+                raise _NotCompiled("exclusiveMinimum")
+            return lambda x: not _number(x) or x > value
+        if key == "pattern":
+            compiled = re.compile(value)
+            return lambda x: not isinstance(x, str) or compiled.search(x) is not None
+        if key == "dependencies" and all(isinstance(v, list) for v in value.values()):
+            return lambda x: not isinstance(x, dict) or all(
+                all(name in x for name in needed) for key, needed in value.items() if key in x)
+        raise _NotCompiled(key)
+
+    def ref(self, reference: Any) -> Callable[[Any], bool]:
+        if not (isinstance(reference, str) and reference.startswith("#")):
+            raise _NotCompiled(f"$ref {reference!r}")
+        if reference not in self.refs:
+            self.refs[reference] = lambda x: self.refs[reference](x)  # a recursive use
+            target: Any = self.root
+            for part in filter(None, reference[1:].split("/")):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            self.refs[reference] = self.predicate(target)
+        refs = self.refs
+        return lambda x: refs[reference](x)
 
 
 def _refer_to_root(node: Any) -> Any:

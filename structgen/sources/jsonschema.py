@@ -1004,6 +1004,7 @@ class Emitter:
         self.rules: dict[str, list[list[Piece]]] = {}
         self.validators: dict[tuple, Any] = {}
         self.patterns: dict[str, Term] = {}
+        self.complements: dict[tuple[str, ...], Term] = {}
         self.sizes: dict[int, int] = {}
         self.keep_terms: list[Term] = []
         pretty = settings.whitespace == "pretty"
@@ -1417,7 +1418,7 @@ class Emitter:
             parts = [terms[p] for p in all_patterns if p in matched]
             parts += [complement(terms[p]) for p in all_patterns if p not in matched]
             if known:
-                parts.append(complement(_alt(literal(n) for n in sorted(known))))
+                parts.append(self.other_than(known))
             parts.extend(name_terms)
             base = value_subs(matched.__contains__, None)
             for hits in subsets:
@@ -1428,8 +1429,7 @@ class Emitter:
                 for bit, w in enumerate(witnesses):
                     if hits >> bit & 1:
                         if w.excluded_names:
-                            key_parts.append(complement(_alt(
-                                literal(n) for n in sorted(w.excluded_names))))
+                            key_parts.append(self.other_than(w.excluded_names))
                         key_parts += [complement(terms[p]) for p in w.excluded_patterns]
                         if w.pattern is not None:
                             key_parts.append(terms[w.pattern])
@@ -1483,6 +1483,15 @@ class Emitter:
             return self.build(key + ("object", i, first, count, seen, hit), make)
 
         return [[rest(0, True, 0)]]
+
+    def other_than(self, names: Iterable[str]) -> Term:
+        """Every decoded key but ``names``; memoized, as an object's variants (one per branch
+        of a ``oneOf`` or per count of keys) all exclude the same declared names."""
+        key = tuple(sorted(names))
+        term = self.complements.get(key)
+        if term is None:
+            term = self.complements[key] = complement(_alt(literal(n) for n in key))
+        return term
 
     def property_name_terms(self, c: Conj) -> list[Term]:
         """Decoded-string terms every undeclared key must match (``propertyNames``)."""
