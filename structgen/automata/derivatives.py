@@ -59,6 +59,9 @@ class TermAlgebra:
     _clamp_memo: dict[int, dict[int, int]] = field(default_factory=dict)
     _head_look_memo: dict[int, bool] = field(default_factory=dict)
     _search_memo: dict[int, bool] = field(default_factory=dict)
+    _concat_memo: dict[tuple, int] = field(default_factory=dict)
+    _unroll_memo: dict[tuple, int] = field(default_factory=dict)
+    _alternatives_memo: dict[int, list] = field(default_factory=dict)
     _shortest_memo: dict[int, float] = field(default_factory=dict)
     _relaxed_memo: dict[int, float] = field(default_factory=dict)
     _sigma_star: int = -1
@@ -73,11 +76,18 @@ class TermAlgebra:
         if tail == EMPTY:
             return EMPTY
         if isinstance(node, Seq):
-            for item in reversed(node.items):
-                tail = self.concat_ir(item, tail)
-                if tail == EMPTY:
-                    return EMPTY
-            return tail
+            # Memoized: the alternatives of a head are concatenated with the same tail at
+            # every derivative that reaches them (a keyword list, at each character).
+            memo_key = (node, tail)
+            cached = self._concat_memo.get(memo_key)
+            if cached is None:
+                cached = tail
+                for item in reversed(node.items):
+                    cached = self.concat_ir(item, cached)
+                    if cached == EMPTY:
+                        break
+                self._concat_memo[memo_key] = cached
+            return cached
         if isinstance(node, Alt) and len(node.items) == 1:
             return self.concat_ir(node.items[0], tail)
         if isinstance(node, Repeat):
@@ -248,7 +258,8 @@ class TermAlgebra:
         if kind == _H_CHARS:
             return False
         if kind == _H_ALT:
-            return any(self.nullable(self.concat_ir(x, tail), behind) for x in h[1])
+            return any(self.nullable(self.concat_ir(x, tail), behind)
+                       for x, first in self._alternatives(head) if first is None)
         if kind == _H_REP:
             _, body, lo, hi = h
             if lo == 0:
@@ -260,14 +271,29 @@ class TermAlgebra:
             return self.nullable(self._lookahead(head, tail), behind)
         return self._lookbehind_holds(head, behind) and self.nullable(tail, behind)
 
+    def _alternatives(self, head: int) -> list[tuple[Term, CharSet | None]]:
+        """The items of an alternation head, each with the characters it must start with (None
+        when it may match the empty string or starts with something else): a derivative skips
+        the items its character cannot start, such as all but a few of a keyword list."""
+        found = self._alternatives_memo.get(head)
+        if found is None:
+            found = self._alternatives_memo[head] = [(x, _leading_chars(x))
+                                                     for x in self.heads[head][1]]
+        return found
+
     def _unroll_once(self, body: Term, lo: int, hi: int | None, tail: int) -> int:
         """``body`` followed by ``body{lo-1,hi-1}`` and ``tail``."""
         if lo > _MAX_CONDITIONAL_UNROLL and self.empty_kind(body) == "conditional":
             raise UnsupportedRegex(
                 f"a repetition with minimum {lo} of a group that may match only a lookaround"
             )
-        rest = Repeat(body, max(lo - 1, 0), None if hi is None else hi - 1)
-        return self.concat_ir(body, self.concat_ir(rest, tail))
+        memo_key = (body, lo, hi, tail)
+        cached = self._unroll_memo.get(memo_key)
+        if cached is None:
+            rest = Repeat(body, max(lo - 1, 0), None if hi is None else hi - 1)
+            cached = self._unroll_memo[memo_key] = self.concat_ir(body,
+                                                                  self.concat_ir(rest, tail))
+        return cached
 
     # ---------------------------------------------------------------- first characters
     def first_sets(self, t: int, behind: frozenset) -> tuple[CharSet, ...]:
@@ -344,7 +370,8 @@ class TermAlgebra:
             return tail if cp in h[1] else EMPTY
         if kind == _H_ALT:
             return self.union(
-                self._derive(self.concat_ir(x, tail), cp, behind, active) for x in h[1]
+                self._derive(self.concat_ir(x, tail), cp, behind, active)
+                for x, first in self._alternatives(head) if first is None or cp in first
             )
         if kind == _H_REP:
             _, body, lo, hi = h
@@ -501,6 +528,14 @@ class TermAlgebra:
                 isinstance(x, Look) for root in roots for x in subterms(root))
             self._head_look_memo[head] = cached
         return cached
+
+
+def _leading_chars(node: Term) -> CharSet | None:
+    """The characters every match of ``node`` starts with, when its first element is a
+    character class; else None."""
+    while isinstance(node, Seq) and node.items:
+        node = node.items[0]
+    return node.charset if isinstance(node, Chars) else None
 
 
 @lru_cache(maxsize=65536)

@@ -33,6 +33,8 @@ class EarleyTables:
     _expected: dict[int, frozenset[str]] = field(default_factory=dict)
     _accepting: dict[int, bool] = field(default_factory=dict)
     _waiting_memo: dict[int, dict] = field(default_factory=dict)
+    _prediction_memo: dict[str, tuple] = field(default_factory=dict)
+    _kernel_memo: dict[int, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         grammar = self.grammar
@@ -57,50 +59,69 @@ class EarleyTables:
         return set_id
 
     def _closure(self, kernel: set) -> frozenset:
-        """Predict and complete until nothing changes; origins ``SELF`` mean the new set."""
-        items: set[tuple[int, int, int]] = set()
-        todo: list[tuple[int, int, int]] = []
-        # The items of this set by the nonterminal after their dot: the parents a completion
-        # with origin SELF advances (kept as items arrive, instead of scanning the set).
-        waiting: dict[str, list[tuple[int, int, int]]] = {}
+        """Predict and complete until nothing changes; origins ``SELF`` mean the new set.
+
+        Predictions do not depend on the context, so each nonterminal's are computed once
+        (:meth:`_predictions`) and added as a block. Completions of predicted items (origin
+        ``SELF``, so rules that matched nothing here) add nothing: an item waiting on a
+        nullable nonterminal has already moved over it (Aycock and Horspool). What is left is
+        the completions of items from earlier sets.
+        """
+        items: set[tuple[int, int, int]] = set(kernel)
+        todo = list(items)
         predicted: set[str] = set()
-
-        def add(item: tuple[int, int, int]) -> None:
-            items.add(item)
-            todo.append(item)
-            rhs = self.rule_rhs[item[0]]
-            if item[1] < len(rhs) and isinstance(rhs[item[1]], Nonterminal):
-                waiting.setdefault(rhs[item[1]].name, []).append(item)
-
-        for item in kernel:
-            if item not in items:
-                add(item)
         while todo:
             rule, dot, origin = todo.pop()
             rhs = self.rule_rhs[rule]
             if dot < len(rhs):
                 symbol = rhs[dot]
                 if isinstance(symbol, Nonterminal):
-                    new = []
-                    if symbol.name not in predicted:  # a nonterminal's rules enter once
-                        predicted.add(symbol.name)
-                        new = [(r, 0, SELF) for r in self.by_lhs.get(symbol.name, ())]
-                    if symbol.name in self.nullable:
-                        new.append((rule, dot + 1, origin))
-                    for item in new:
+                    name = symbol.name
+                    if name not in predicted:
+                        block, names = self._predictions(name)
+                        items |= block
+                        predicted |= names
+                    if name in self.nullable:
+                        item = (rule, dot + 1, origin)
                         if item not in items:
-                            add(item)
+                            items.add(item)
+                            todo.append(item)
                 continue
-            lhs = self.rule_lhs[rule]
             if origin == SELF:
-                parents = list(waiting.get(lhs, ()))
-            else:
-                parents = self._waiting(origin).get(lhs, ())
-            for p_rule, p_dot, p_origin in parents:
+                continue
+            for p_rule, p_dot, p_origin in self._waiting(origin).get(self.rule_lhs[rule], ()):
                 item = (p_rule, p_dot + 1, p_origin)
                 if item not in items:
-                    add(item)
+                    items.add(item)
+                    todo.append(item)
         return frozenset(items)
+
+    def _predictions(self, name: str) -> tuple[frozenset, frozenset[str]]:
+        """The items (origin ``SELF``) a set gets by predicting nonterminal ``name``, closed
+        under prediction and moving over nullable nonterminals, and the nonterminals that
+        closure predicts."""
+        cached = self._prediction_memo.get(name)
+        if cached is None:
+            names = {name}
+            todo = [(r, 0, SELF) for r in self.by_lhs.get(name, ())]
+            items = set(todo)
+            while todo:
+                rule, dot, _ = todo.pop()
+                rhs = self.rule_rhs[rule]
+                if dot < len(rhs) and isinstance(rhs[dot], Nonterminal):
+                    found = []
+                    symbol = rhs[dot].name
+                    if symbol not in names:
+                        names.add(symbol)
+                        found = [(r, 0, SELF) for r in self.by_lhs.get(symbol, ())]
+                    if symbol in self.nullable:
+                        found.append((rule, dot + 1, SELF))
+                    for item in found:
+                        if item not in items:
+                            items.add(item)
+                            todo.append(item)
+            cached = self._prediction_memo[name] = (frozenset(items), frozenset(names))
+        return cached
 
     def _relocated(self, set_id: int) -> set:
         """The items of set ``set_id`` with ``SELF`` origins replaced by ``set_id``."""
@@ -124,26 +145,30 @@ class EarleyTables:
         key = (set_id, terminal)
         cached = self._scan_memo.get(key)
         if cached is None:
-            symbol = Terminal(terminal)
-            kernel = {
-                (r, d + 1, o)
-                for r, d, o in self._relocated(set_id)
-                if d < len(self.rule_rhs[r]) and self.rule_rhs[r][d] == symbol
-            }
+            kernel = self._scan_kernels(set_id).get(terminal)
             cached = self._intern(self._closure(kernel)) if kernel else -1
             self._scan_memo[key] = cached
+        return cached
+
+    def _scan_kernels(self, set_id: int) -> dict[str, set]:
+        """Per terminal expected in set ``set_id``, the items (relocated, dot moved over it)
+        that reading it starts the next set with."""
+        cached = self._kernel_memo.get(set_id)
+        if cached is None:
+            cached = {}
+            for r, d, o in self.sets[set_id]:
+                rhs = self.rule_rhs[r]
+                if d < len(rhs) and isinstance(rhs[d], Terminal):
+                    cached.setdefault(rhs[d].name, set()).add(
+                        (r, d + 1, set_id if o == SELF else o))
+            self._kernel_memo[set_id] = cached
         return cached
 
     def expected(self, set_id: int) -> frozenset[str]:
         """Terminal names that may come next in set ``set_id``."""
         cached = self._expected.get(set_id)
         if cached is None:
-            cached = frozenset(
-                self.rule_rhs[r][d].name
-                for r, d, _ in self.sets[set_id]
-                if d < len(self.rule_rhs[r]) and isinstance(self.rule_rhs[r][d], Terminal)
-            )
-            self._expected[set_id] = cached
+            cached = self._expected[set_id] = frozenset(self._scan_kernels(set_id))
         return cached
 
     def accepts(self, set_id: int) -> bool:

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,6 +106,31 @@ def _collector_paused():
             gc.enable()
 
 
+_NO_NODES = np.zeros(0, dtype=np.int32)
+
+
+class TrieNodes(NamedTuple):
+    """A set of trie nodes as a sorted array without repeats, with a digest of it: the key of
+    the walks below them. Sets of nodes where a lexeme ends reach tens of thousands of nodes
+    (an identifier ends below every word-like token), so they are sorted and hashed once, when
+    made, not at every walk that starts from them."""
+
+    nodes: np.ndarray
+    digest: bytes
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, as the mask cache counts it."""
+        return self.nodes.nbytes + len(self.digest)
+
+    @staticmethod
+    def of(nodes: np.ndarray) -> TrieNodes:
+        if len(nodes) > 1 and not (nodes[1:] > nodes[:-1]).all():
+            nodes = np.unique(nodes)  # a walk lists its nodes in trie order, round by round
+        nodes.flags.writeable = False
+        return TrieNodes(nodes, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest())
+
+
 class _MaskCache:
     """An LRU of arrays (or tuples of arrays) bounded in bytes: every mask cache of a compiled
     constraint lives in one, so ``Limits.max_mask_cache_bytes`` bounds them together."""
@@ -122,8 +148,8 @@ class _MaskCache:
         return entry[0]
 
     def put(self, key: tuple, value) -> None:
-        arrays = value if isinstance(value, tuple) else (value,)
-        size = sum(a.nbytes for a in arrays)
+        arrays = value if type(value) is tuple else (value,)
+        size = sum(a.nbytes for a in arrays if a is not None)
         if size > self.max_bytes:
             raise LimitExceeded(
                 f"max_mask_cache_bytes={self.max_bytes} is smaller than one mask ({size} bytes)"
@@ -261,7 +287,7 @@ class TokenConstraint:
             return mask
         set_id, terminal, lexer_state = thread
         inside, end_nodes = self._terminal_mask(terminal, lexer_state)
-        if not len(end_nodes):
+        if not len(end_nodes.nodes):
             mask = inside
         else:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
@@ -272,7 +298,7 @@ class TokenConstraint:
         self._cache.put(("thread", thread), mask)
         return mask
 
-    def _walk_after(self, set_id: int, terminal: int, end_nodes: np.ndarray,
+    def _walk_after(self, set_id: int, terminal: int, end_nodes: TrieNodes,
                     out: np.ndarray) -> None:
         """Mark the tokens that continue, below ``end_nodes``, with the lexemes that may follow
         ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside."""
@@ -281,40 +307,44 @@ class TokenConstraint:
         walked: dict[tuple[int, int], np.ndarray] = {}  # trie nodes walked per lexeme, sorted
         while work:
             set_id, terminal, roots = work.pop()
-            roots = np.unique(roots)
             for next_set, next_terminal, start in grammar.threads_after(set_id, terminal):
                 key = (next_set, next_terminal)
                 seen = walked.get(key)
-                fresh = roots if seen is None else np.setdiff1d(roots, seen, assume_unique=True)
-                if not len(fresh):
-                    continue
-                walked[key] = fresh if seen is None else np.union1d(seen, fresh)
+                fresh = roots
+                if seen is None:
+                    walked[key] = roots.nodes
+                else:
+                    fresh = TrieNodes.of(np.setdiff1d(roots.nodes, seen, assume_unique=True))
+                    if not len(fresh.nodes):
+                        continue
+                    walked[key] = np.union1d(seen, fresh.nodes)
                 tokens, ends = self._lexeme_walk(next_terminal, start, fresh)
-                out |= tokens
-                if len(ends):
+                if tokens is not None:
+                    out |= tokens
+                if len(ends.nodes):
                     work.append((next_set, next_terminal, ends))
 
     def _lexeme_walk(self, terminal: int, start: int,
-                     roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     roots: TrieNodes) -> tuple[np.ndarray | None, TrieNodes]:
         """The tokens below trie nodes ``roots`` that ``terminal``'s lexer reads from its state
-        ``start`` (as walk output words), and the trie nodes (with children) where the lexeme
-        may end. Cached: it depends on the lexer alone, not on the parser context, and the same
-        lexeme after the same token prefixes recurs in many contexts (an operator after a
-        number, in every parser state that allows one)."""
-        key = ("lexeme", terminal, start, hashlib.blake2b(roots.tobytes(), digest_size=16).digest())
+        ``start`` (as walk output words; None for none, the usual case), and the trie nodes
+        (with children) where the lexeme may end. Cached: it depends on the lexer alone, not
+        on the parser context, and the same lexeme after the same token prefixes recurs in many
+        contexts (an operator after a number, in every parser state that allows one)."""
+        key = ("lexeme", terminal, start, roots.digest)
         cached = self._cache.get(key)
         if cached is None:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[np.ndarray] = []
-            self._walk_automaton(self._dfa.lexer(terminal), roots,
-                                 np.full(len(roots), start, dtype=np.int32), out, ends)
-            cached = (out, np.concatenate(ends) if ends else np.zeros(0, dtype=np.int32))
-            for array in cached:
-                array.flags.writeable = False
+            self._walk_automaton(self._dfa.lexer(terminal), roots.nodes,
+                                 np.full(len(roots.nodes), start, dtype=np.int32), out, ends)
+            out.flags.writeable = False
+            cached = (out if out.any() else None,
+                      TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES))
             self._cache.put(key, cached)
         return cached
 
-    def _terminal_mask(self, terminal: int, lexer_state: int) -> tuple[np.ndarray, np.ndarray]:
+    def _terminal_mask(self, terminal: int, lexer_state: int) -> tuple[np.ndarray, TrieNodes]:
         """Tokens that stay inside ``terminal`` from ``lexer_state``, and the trie nodes (with
         children) where the terminal may end."""
         key = (terminal, lexer_state)
@@ -327,7 +357,7 @@ class TokenConstraint:
                                  np.array([lexer_state], dtype=np.int32), out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
-            cached = (inside, np.concatenate(ends) if ends else np.zeros(0, dtype=np.int32))
+            cached = (inside, TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES))
             self._cache.put(("terminal", key), cached)
         return cached
 
