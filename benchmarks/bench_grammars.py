@@ -162,7 +162,7 @@ def bench_vocabulary(vocab_name: str, workloads, repeats: int) -> bm.VocabularyR
 
 # --------------------------------------------------------------------------- reporting
 HEADERS = ("grammar", "engine", "compile p50 ms", "first-visit mask us med/p99/max",
-           "warm mask us med/p99", "states", "vs structgen")
+           "warm mask us med/p99", "request ms", "states", "vs structgen")
 
 
 def _warm(values_ns: list[int]) -> str:
@@ -172,16 +172,25 @@ def _warm(values_ns: list[int]) -> str:
     return " / ".join(f"{v:.1f}" if v < 100 else f"{v:.0f}" for v in (median, p99))
 
 
+def _request_ms(m: bm.Measurement) -> str:
+    """A whole request's grammar work: the median compile, then every first-visit mask along
+    the example that costs most."""
+    if not m.cold_walk_s:
+        return ""
+    return f"{(np.median(m.compile_s) + max(m.cold_walk_s)) * 1e3:.1f}"
+
+
 def result_rows(report: bm.VocabularyReport) -> list[list[str]]:
     rows = []
     for workload, per_engine in report.results.items():
         for engine, m in per_engine.items():
             if m.status != "ok":
-                rows.append([workload, engine, m.status, "", "", "", m.reason[:70]])
+                rows.append([workload, engine, m.status, "", "", "", "", m.reason[:70]])
                 continue
             rows.append([
                 workload, engine, f"{np.median(m.compile_s) * 1e3:.2f}", bm._micros(m.cold_ns),
-                _warm(m.warm_ns), "" if m.num_states is None else str(m.num_states),
+                _warm(m.warm_ns), _request_ms(m),
+                "" if m.num_states is None else str(m.num_states),
                 bm._agreement_cell(report, workload, engine),
             ])
     return rows
@@ -191,7 +200,7 @@ def print_report(reports: list[bm.VocabularyReport]) -> None:
     for r in reports:
         missing = "".join(f"; {name} {why}" for name, why in r.missing_engines.items())
         print(f"\n{r.name}: {r.size} token ids{missing}")
-        print(bm.format_table(HEADERS, result_rows(r), right=(2, 3, 4, 5)))
+        print(bm.format_table(HEADERS, result_rows(r), right=(2, 3, 4, 5, 6)))
     disagreements = [d for r in reports for d in r.disagreements]
     print("\nAgreement with structgen: steps (example:step) where the allowed sets differ")
     if not disagreements:

@@ -502,6 +502,7 @@ class Measurement:
     compile_s: list[float] = field(default_factory=list)
     cold_ns: list[int] = field(default_factory=list)
     warm_ns: list[int] = field(default_factory=list)
+    cold_walk_s: list[float] = field(default_factory=list)  # each example's cold masks, summed
     num_states: int | None = None
     walks: list[Walk] = field(default_factory=list)
 
@@ -521,7 +522,9 @@ def measure(engine, workload: Workload, token_lists: list[list[int]], repeats: i
             return result
         result.compile_s.append(seconds)
         if attempt < len(token_lists):
-            result.cold_ns += walk(run, token_lists[attempt], record=False).mask_ns
+            cold = walk(run, token_lists[attempt], record=False).mask_ns
+            result.cold_ns += cold
+            result.cold_walk_s.append(sum(cold) / 1e9)
             warm = walk(run, token_lists[attempt], record=True)
             result.warm_ns += warm.mask_ns
             result.walks.append(warm)
