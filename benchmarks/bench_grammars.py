@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +50,12 @@ class GrammarWorkload:
     name: str
     examples: tuple[str, ...]
     quick: bool = False
+    make_text: Callable[[], str] | None = None  # for a generated grammar, not a ready one
 
     @property
     def pattern(self) -> str:
+        if self.make_text is not None:
+            return self.make_text()
         return (GRAMMARS_DIR / f"{self.name}.lark").read_text()
 
     def check_examples(self) -> None:
@@ -65,6 +69,41 @@ class GrammarWorkload:
             except lark.exceptions.LarkError as error:
                 raise ValueError(f"grammar {self.name}: {example!r} is not a sentence: "
                                  f"{error}") from None
+
+
+def large_sql_grammar() -> str:
+    """``sql.lark`` grown to about 31,000 characters the way database-specific grammars grow:
+    450 case-insensitive function names, 350 type names (for ``CAST``) and seven literal forms
+    (hex, dollar-quoted, escape strings, typed dates and intervals, UUIDs, JSON paths). The
+    names are made up, deterministically: only their number and shape matter here."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def word(i: int, length: int) -> str:
+        return "".join(letters[(i * 7 + j * 13 + i // 26 + j * j) % 26] for j in range(length))
+
+    names = sorted({f"{word(i, 4 + i % 9)}_{i}" for i in range(800)})
+    functions = "\n".join(f'      | "{n}"i' for n in names[:450])
+    types = "\n".join(f'      | "{n}"i' for n in names[450:])
+    base = (GRAMMARS_DIR / "sql.lark").read_text()
+    hooked = base.replace("literal: NUMBER |", "literal: extra_literal | ext_call | ext_cast | "
+                          "NUMBER |", 1)
+    return hooked + f"""
+// ---------------------------------------------------------------- generated extensions
+extra_literal: HEX_LIT | DOLLAR_STR | ESTRING | DATE_LIT | INTERVAL_LIT | UUID_LIT | JSON_PATH
+HEX_LIT: /[xX]'([0-9a-fA-F]{{2}})*'/
+DOLLAR_STR: /\\$\\$([^$]|\\$[^$])*\\$\\$/
+ESTRING: /[eE]'([^'\\\\]|\\\\.)*'/
+DATE_LIT: /DATE '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'/i
+INTERVAL_LIT: /INTERVAL '[0-9]+ (day|hour|minute|second|month|year)s?'/i
+UUID_LIT: /'[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}'::uuid/
+JSON_PATH: /'\\$(\\.[a-zA-Z_][a-zA-Z0-9_]*|\\[[0-9]+\\])*'/
+ext_call: EXT_FUNCTION "(" _ws (expr (_ws "," _ws expr)*)? _ws ")"
+EXT_FUNCTION: "EXT_FUNCTION"i
+{functions}
+ext_cast: "CAST"i _ws "(" _ws expr _WS "AS"i _WS EXT_TYPE _ws ")"
+EXT_TYPE: "EXT_TYPE"i
+{types}
+"""
 
 
 WORKLOADS = (
@@ -87,6 +126,12 @@ WORKLOADS = (
         (("SELECT name, COUNT(*) AS n FROM users u LEFT JOIN orders o ON u.id = o.user_id "
           "WHERE u.age >= 18 GROUP BY name ORDER BY n DESC LIMIT 10;"),
          "WITH t AS (SELECT 1 AS x) SELECT x FROM t WHERE x IN (1, 2, 3)"),
+    ),
+    GrammarWorkload(
+        "sql_large",
+        ("SELECT EXT_FUNCTION(x'ab', DATE '2020-01-01') FROM t WHERE a = $$it's$$",
+         "SELECT CAST(a AS ext_type) FROM t"),
+        make_text=large_sql_grammar,
     ),
     GrammarWorkload(
         "python_expr",

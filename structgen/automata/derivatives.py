@@ -65,6 +65,7 @@ class TermAlgebra:
     _shortest_memo: dict[int, float] = field(default_factory=dict)
     _relaxed_memo: dict[int, float] = field(default_factory=dict)
     _sigma_star: int = -1
+    _cuts: int = 0  # re-entries cut by ``_derive`` so far (see there)
 
     # ---------------------------------------------------------------- construction from the IR
     def from_ir(self, term: Term) -> int:
@@ -343,25 +344,40 @@ class TermAlgebra:
         return result
 
     def _derive(self, t: int, cp: int, behind: frozenset, active: set) -> int:
+        """The derivative of ``t``, ``active`` holding the terms being derived on the path
+        here. Memoized whenever no cut happened below (then the result does not depend on the
+        path): terms share subterms, such as a keyword list's complement under every branch of
+        an identifier, and each would otherwise be derived once per path."""
+        memo_key = (t, cp, behind)
+        cached = self._derivative_memo.get(memo_key)
+        if cached is not None:
+            return cached
         if t in active:
             # Re-entered through iterations that matched nothing: such a path only repeats
             # remainders already on the outer path, so it adds nothing (least fixed point).
+            self._cuts += 1
             return EMPTY
         key = self.terms[t]
         kind = key[0]
         if kind <= _EPS:
             return EMPTY
+        cuts = self._cuts
         active.add(t)
         try:
             if kind == _OR:
-                return self.union(self._derive(x, cp, behind, active) for x in key[1])
-            if kind == _AND:
-                return self.intersection([self._derive(x, cp, behind, active) for x in key[1]])
-            if kind == _NOT:
-                return self.complement(self._derive(key[1], cp, behind, active))
-            return self._derive_cat(key[1], key[2], cp, behind, active)
+                result = self.union(self._derive(x, cp, behind, active) for x in key[1])
+            elif kind == _AND:
+                result = self.intersection([self._derive(x, cp, behind, active)
+                                            for x in key[1]])
+            elif kind == _NOT:
+                result = self.complement(self._derive(key[1], cp, behind, active))
+            else:
+                result = self._derive_cat(key[1], key[2], cp, behind, active)
         finally:
             active.discard(t)
+        if self._cuts == cuts:
+            self._derivative_memo[memo_key] = result
+        return result
 
     def _derive_cat(self, head: int, tail: int, cp: int, behind: frozenset, active: set) -> int:
         h = self.heads[head]
