@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structgen.automata.byte_dfa import DEAD, UNKNOWN
-from structgen.automata.kernels import walk_trie, walk_trie_python
+from structgen.automata.kernels import (
+    child_bytes,
+    child_bytes_python,
+    walk_trie,
+    walk_trie_python,
+)
 from structgen.automata.token_trie import build_token_trie
 from structgen.kernels.torch_masks import apply_token_bitmask
 
@@ -70,6 +75,29 @@ def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
         # End nodes: reached nodes with children whose state accepts, exactly.
         for node in fast[3]:
             assert trie.subtree_end[node] > node + 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1))
+def test_child_bytes_are_the_first_bytes_below_the_roots(tokens, seed):
+    """``child_bytes`` (and its twin) marks exactly the bytes that follow a root's path in some
+    token of the trie."""
+    trie = build_token_trie(tokens)
+    rng = np.random.default_rng(seed)
+    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
+    fast = np.zeros(256, dtype=np.bool_)
+    slow = np.zeros(256, dtype=np.bool_)
+    child_bytes(roots, trie.node_byte, trie.subtree_end, fast)
+    child_bytes_python(roots, trie.node_byte, trie.subtree_end, slow)
+    assert np.array_equal(fast, slow)
+    paths = {0: b""}  # a node's bytes from the root, in the trie's preorder
+    for node in range(1, trie.num_nodes):
+        parent = max(n for n in paths if n < node and trie.subtree_end[n] > node)
+        paths[node] = paths[parent] + bytes([trie.node_byte[node]])
+    expected = {data[len(paths[r])] for r in roots.tolist() for data in paths.values()
+                if len(data) > len(paths[r]) and data.startswith(paths[r])
+                and any(paths[c] == data[:len(paths[r]) + 1] for c in paths)}
+    assert set(np.flatnonzero(fast).tolist()) == expected
 
 
 @given(tokens=tokens_strategy)

@@ -88,3 +88,26 @@ def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth
             stack[node_depth[i]] = nxt
             i += 1
     return n_pending, n_ends
+
+
+@numba.njit(cache=True, nogil=True)
+def child_bytes(root_nodes, node_byte, subtree_end, seen):
+    """Set ``seen[b]`` for every byte ``b`` on an edge from one of ``root_nodes`` down to a
+    child: the bytes a walk below those nodes can read first."""
+    for k in range(root_nodes.shape[0]):
+        root = root_nodes[k]
+        end = subtree_end[root]
+        i = root + 1
+        while i < end:
+            seen[node_byte[i]] = True
+            i = subtree_end[i]
+
+
+def child_bytes_python(root_nodes, node_byte, subtree_end, seen):
+    """Pure-Python twin of :func:`child_bytes`."""
+    for root in root_nodes:
+        end = int(subtree_end[root])
+        i = int(root) + 1
+        while i < end:
+            seen[node_byte[i]] = True
+            i = int(subtree_end[i])

@@ -22,7 +22,7 @@ import numpy as np
 from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
-from structgen.automata.kernels import walk_trie
+from structgen.automata.kernels import child_bytes, walk_trie
 from structgen.automata.token_trie import TokenTrie, token_trie
 from structgen.automata.utf8 import encodable_chars
 from structgen.errors import EmptyLanguage, LimitExceeded, VocabularyError
@@ -110,13 +110,16 @@ _NO_NODES = np.zeros(0, dtype=np.int32)
 
 
 class TrieNodes(NamedTuple):
-    """A set of trie nodes as a sorted array without repeats, with a digest of it: the key of
-    the walks below them. Sets of nodes where a lexeme ends reach tens of thousands of nodes
-    (an identifier ends below every word-like token), so they are sorted and hashed once, when
-    made, not at every walk that starts from them."""
+    """A set of trie nodes as a sorted array without repeats, with a digest of it (the key of
+    the walks below them) and the bytes on the edges to their children as a bit set (a walk
+    whose automaton reads none of them finds nothing, and is skipped). Sets of nodes where a
+    lexeme ends reach tens of thousands of nodes (an identifier ends below every word-like
+    token), so all of this is computed once, when the set is made, not at every walk that
+    starts from it."""
 
     nodes: np.ndarray
     digest: bytes
+    next_bytes: int
 
     @property
     def nbytes(self) -> int:
@@ -124,11 +127,19 @@ class TrieNodes(NamedTuple):
         return self.nodes.nbytes + len(self.digest)
 
     @staticmethod
-    def of(nodes: np.ndarray) -> TrieNodes:
+    def of(nodes: np.ndarray, trie: TokenTrie) -> TrieNodes:
         if len(nodes) > 1 and not (nodes[1:] > nodes[:-1]).all():
             nodes = np.unique(nodes)  # a walk lists its nodes in trie order, round by round
         nodes.flags.writeable = False
-        return TrieNodes(nodes, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest())
+        seen = np.zeros(256, dtype=np.bool_)
+        child_bytes(nodes, trie.node_byte, trie.subtree_end, seen)
+        return TrieNodes(nodes, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
+                         _bit_set(seen))
+
+
+def _bit_set(flags: np.ndarray) -> int:
+    """256 booleans as an int whose bit ``b`` is ``flags[b]``."""
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
 class _MaskCache:
@@ -198,6 +209,7 @@ class TokenConstraint:
             self._eos_words[eos >> 5] |= np.uint32(1 << (eos & 31))
         self._cache = _MaskCache(limits.max_mask_cache_bytes)
         self._live_states: dict[int, bool] = {}
+        self._first_bytes_memo: dict[tuple[int, int], int] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
@@ -308,13 +320,16 @@ class TokenConstraint:
         while work:
             set_id, terminal, roots = work.pop()
             for next_set, next_terminal, start in grammar.threads_after(set_id, terminal):
+                if not roots.next_bytes & self._lexer_first_bytes(next_terminal, start):
+                    continue
                 key = (next_set, next_terminal)
                 seen = walked.get(key)
                 fresh = roots
                 if seen is None:
                     walked[key] = roots.nodes
                 else:
-                    fresh = TrieNodes.of(np.setdiff1d(roots.nodes, seen, assume_unique=True))
+                    fresh = TrieNodes.of(np.setdiff1d(roots.nodes, seen, assume_unique=True),
+                                         self._trie)
                     if not len(fresh.nodes):
                         continue
                     walked[key] = np.union1d(seen, fresh.nodes)
@@ -323,6 +338,16 @@ class TokenConstraint:
                     out |= tokens
                 if len(ends.nodes):
                     work.append((next_set, next_terminal, ends))
+
+    def _lexer_first_bytes(self, terminal: int, lexer_state: int) -> int:
+        """The bytes ``terminal``'s lexer can read from ``lexer_state``, as a bit set."""
+        key = (terminal, lexer_state)
+        found = self._first_bytes_memo.get(key)
+        if found is None:
+            lexer = self._dfa.lexer(terminal)
+            lexer.materialize(lexer_state)
+            found = self._first_bytes_memo[key] = _bit_set(lexer.trans[lexer_state] >= 0)
+        return found
 
     def _lexeme_walk(self, terminal: int, start: int,
                      roots: TrieNodes) -> tuple[np.ndarray | None, TrieNodes]:
@@ -340,7 +365,7 @@ class TokenConstraint:
                                  np.full(len(roots.nodes), start, dtype=np.int32), out, ends)
             out.flags.writeable = False
             cached = (out if out.any() else None,
-                      TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES))
+                      TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES, self._trie))
             self._cache.put(key, cached)
         return cached
 
@@ -357,7 +382,8 @@ class TokenConstraint:
                                  np.array([lexer_state], dtype=np.int32), out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
-            cached = (inside, TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES))
+            cached = (inside, TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES,
+                                           self._trie))
             self._cache.put(("terminal", key), cached)
         return cached
 
