@@ -35,6 +35,8 @@ class EarleyTables:
     _waiting_memo: dict[int, dict] = field(default_factory=dict)
     _prediction_memo: dict[str, tuple] = field(default_factory=dict)
     _kernel_memo: dict[int, dict] = field(default_factory=dict)
+    _block_scan_memo: dict[str, dict] = field(default_factory=dict)
+    _parts: list[tuple[list, list[str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         grammar = self.grammar
@@ -43,19 +45,23 @@ class EarleyTables:
             for rhs in alternatives:
                 self._add_rule(lhs, rhs)
         self.nullable = nullable(self.grammar)
-        self.start_set = self._intern(self._closure({(0, 0, SELF)}))
+        self.start_set = self._intern(*self._closure({(0, 0, SELF)}))
 
     def _add_rule(self, lhs: str, rhs: tuple) -> None:
         self.by_lhs.setdefault(lhs, []).append(len(self.rule_lhs))
         self.rule_lhs.append(lhs)
         self.rule_rhs.append(rhs)
 
-    def _intern(self, items: frozenset) -> int:
+    def _intern(self, items: frozenset, own: list, blocks: list[str]) -> int:
+        """The id of the set ``items``; a new set also keeps how its closure built it: its own
+        items (the kernel and completions) and the nonterminals whose prediction blocks it
+        holds, from which its scans are read (:meth:`scan`, :meth:`expected`)."""
         set_id = self._set_ids.get(items)
         if set_id is None:
             set_id = len(self.sets)
             self.sets.append(items)
             self._set_ids[items] = set_id
+            self._parts.append((own, blocks))
         return set_id
 
     def _closure(self, kernel: set) -> frozenset:
@@ -69,6 +75,8 @@ class EarleyTables:
         """
         items: set[tuple[int, int, int]] = set(kernel)
         todo = list(items)
+        own = list(items)  # the items not from a prediction block
+        blocks: list[str] = []
         predicted: set[str] = set()
         while todo:
             rule, dot, origin = todo.pop()
@@ -81,11 +89,13 @@ class EarleyTables:
                         block, names = self._predictions(name)
                         items |= block
                         predicted |= names
+                        blocks.append(name)
                     if name in self.nullable:
                         item = (rule, dot + 1, origin)
                         if item not in items:
                             items.add(item)
                             todo.append(item)
+                            own.append(item)
                 continue
             if origin == SELF:
                 continue
@@ -94,7 +104,8 @@ class EarleyTables:
                 if item not in items:
                     items.add(item)
                     todo.append(item)
-        return frozenset(items)
+                    own.append(item)
+        return frozenset(items), own, blocks
 
     def _predictions(self, name: str) -> tuple[frozenset, frozenset[str]]:
         """The items (origin ``SELF``) a set gets by predicting nonterminal ``name``, closed
@@ -145,30 +156,47 @@ class EarleyTables:
         key = (set_id, terminal)
         cached = self._scan_memo.get(key)
         if cached is None:
-            kernel = self._scan_kernels(set_id).get(terminal)
-            cached = self._intern(self._closure(kernel)) if kernel else -1
+            kernel = set(self._own_scans(set_id).get(terminal, ()))
+            for name in self._parts[set_id][1]:
+                kernel.update((r, d, set_id) for r, d in self._block_scans(name).get(terminal, ()))
+            cached = self._intern(*self._closure(kernel)) if kernel else -1
             self._scan_memo[key] = cached
         return cached
 
-    def _scan_kernels(self, set_id: int) -> dict[str, set]:
-        """Per terminal expected in set ``set_id``, the items (relocated, dot moved over it)
-        that reading it starts the next set with."""
+    def _own_scans(self, set_id: int) -> dict[str, list]:
+        """Per terminal, the set's own items before it (relocated, dot moved over it): with
+        its prediction blocks' (:meth:`_block_scans`), the kernel of the set after it."""
         cached = self._kernel_memo.get(set_id)
         if cached is None:
             cached = {}
-            for r, d, o in self.sets[set_id]:
+            for r, d, o in self._parts[set_id][0]:
                 rhs = self.rule_rhs[r]
                 if d < len(rhs) and isinstance(rhs[d], Terminal):
-                    cached.setdefault(rhs[d].name, set()).add(
+                    cached.setdefault(rhs[d].name, []).append(
                         (r, d + 1, set_id if o == SELF else o))
             self._kernel_memo[set_id] = cached
+        return cached
+
+    def _block_scans(self, name: str) -> dict[str, list[tuple[int, int]]]:
+        """The prediction block of ``name``, by terminal: the (rule, dot after it) of each of
+        its items before that terminal."""
+        cached = self._block_scan_memo.get(name)
+        if cached is None:
+            cached = {}
+            for r, d, _ in self._predictions(name)[0]:
+                rhs = self.rule_rhs[r]
+                if d < len(rhs) and isinstance(rhs[d], Terminal):
+                    cached.setdefault(rhs[d].name, []).append((r, d + 1))
+            self._block_scan_memo[name] = cached
         return cached
 
     def expected(self, set_id: int) -> frozenset[str]:
         """Terminal names that may come next in set ``set_id``."""
         cached = self._expected.get(set_id)
         if cached is None:
-            cached = self._expected[set_id] = frozenset(self._scan_kernels(set_id))
+            cached = frozenset(self._own_scans(set_id)).union(
+                *(self._block_scans(name) for name in self._parts[set_id][1]))
+            self._expected[set_id] = cached
         return cached
 
     def accepts(self, set_id: int) -> bool:
