@@ -422,6 +422,9 @@ def test_strict_false_drops_an_unsupported_keyword_with_a_warning():
     ({"$ref": "https://example.com/remote.json"}, "never fetched"),
     ({"$ref": "#/$defs/missing"}, "cannot resolve"),
     ({"minLength": -1}, "#/minLength"),
+    ({"enum": [Decimal("1.5")]}, "JSON value: Object of type Decimal"),
+    ({"maximum": float("nan")}, "JSON value: Out of range float"),
+    ({"enum": [{1, 2}]}, "JSON value: Object of type set"),
 ])
 def test_invalid_schemas_raise_schema_error_naming_the_problem(schema, message):
     with pytest.raises(sg.SchemaError, match=message.replace("$", "\\$")):

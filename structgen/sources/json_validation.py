@@ -200,8 +200,10 @@ def _number(x: Any) -> bool:
 
 
 def _unique(items: list) -> bool:
-    """Whether no two items are equal as JSON values (``1 == 1.0``, ``true != 1``)."""
-    keys = {json.dumps(_canonical(x), sort_keys=True) for x in items}
+    """Whether no two items are equal as JSON values (``1 == 1.0``, ``true != 1``). Values
+    that are not JSON (a schema built in Python) compare by ``repr``; a tie there only sends
+    the schema to ``jsonschema``'s own check."""
+    keys = {json.dumps(_canonical(x), sort_keys=True, default=repr) for x in items}
     return len(keys) == len(items)
 
 

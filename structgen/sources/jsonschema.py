@@ -1566,6 +1566,10 @@ def compile_schema(schema: Any, settings: Settings = Settings()) -> Term | Gramm
     """
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"a JSON Schema is an object or a boolean, not {type(schema).__name__}")
+    try:
+        json.dumps(schema, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise SchemaError(f"a JSON Schema must be a JSON value: {error}") from None
     cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
         if isinstance(schema, dict) else jsonschema.Draft202012Validator
     draft = DRAFTS.get(cls.__name__)
