@@ -334,13 +334,11 @@ class TermAlgebra:
 
     # ---------------------------------------------------------------- derivatives
     def derivative(self, t: int, cp: int, behind: frozenset) -> int:
-        """The term for the remainders ``r`` such that ``chr(cp) + r`` is in ``t``."""
-        memo_key = (t, cp, behind)
-        cached = self._derivative_memo.get(memo_key)
-        if cached is not None:
-            return cached
+        """The term for the remainders ``r`` such that ``chr(cp) + r`` is in ``t``. Memoized
+        even when ``_derive`` cut a cycle below: from the top, a cut only drops remainders the
+        path already has."""
         result = self._derive(t, cp, behind, set())
-        self._derivative_memo[memo_key] = result
+        self._derivative_memo[(t, cp, behind)] = result
         return result
 
     def _derive(self, t: int, cp: int, behind: frozenset, active: set) -> int:

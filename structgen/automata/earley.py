@@ -34,7 +34,7 @@ class EarleyTables:
     _accepting: dict[int, bool] = field(default_factory=dict)
     _waiting_memo: dict[int, dict] = field(default_factory=dict)
     _prediction_memo: dict[str, tuple] = field(default_factory=dict)
-    _kernel_memo: dict[int, dict] = field(default_factory=dict)
+    _own_scan_memo: dict[int, dict] = field(default_factory=dict)
     _block_scan_memo: dict[str, dict] = field(default_factory=dict)
     _parts: list[tuple[list, list[str]]] = field(default_factory=list)
 
@@ -166,7 +166,7 @@ class EarleyTables:
     def _own_scans(self, set_id: int) -> dict[str, list]:
         """Per terminal, the set's own items before it (relocated, dot moved over it): with
         its prediction blocks' (:meth:`_block_scans`), the kernel of the set after it."""
-        cached = self._kernel_memo.get(set_id)
+        cached = self._own_scan_memo.get(set_id)
         if cached is None:
             cached = {}
             for r, d, o in self._parts[set_id][0]:
@@ -174,7 +174,7 @@ class EarleyTables:
                 if d < len(rhs) and isinstance(rhs[d], Terminal):
                     cached.setdefault(rhs[d].name, []).append(
                         (r, d + 1, set_id if o == SELF else o))
-            self._kernel_memo[set_id] = cached
+            self._own_scan_memo[set_id] = cached
         return cached
 
     def _block_scans(self, name: str) -> dict[str, list[tuple[int, int]]]:

@@ -14,8 +14,8 @@ import hashlib
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
 import numpy as np
 
@@ -109,7 +109,8 @@ def _collector_paused():
 _NO_NODES = np.zeros(0, dtype=np.int32)
 
 
-class TrieNodes(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class TrieNodes:
     """A set of trie nodes as a sorted array without repeats, with a digest of it (the key of
     the walks below them) and the bytes on the edges to their children as a bit set (a walk
     whose automaton reads none of them finds nothing, and is skipped). Sets of nodes where a
@@ -169,7 +170,7 @@ class _MaskCache:
         return entry[0]
 
     def put(self, key: tuple, value) -> None:
-        arrays = value if type(value) is tuple else (value,)
+        arrays = value if isinstance(value, tuple) else (value,)
         size = sum(a.nbytes for a in arrays if a is not None)
         if size > self.max_bytes:
             raise LimitExceeded(

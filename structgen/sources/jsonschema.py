@@ -1567,7 +1567,7 @@ def compile_schema(schema: Any, settings: Settings = Settings()) -> Term | Gramm
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"a JSON Schema is an object or a boolean, not {type(schema).__name__}")
     try:
-        json.dumps(schema, allow_nan=False)
+        text = json.dumps(schema, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise SchemaError(f"a JSON Schema must be a JSON value: {error}") from None
     cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
@@ -1581,7 +1581,6 @@ def compile_schema(schema: Any, settings: Settings = Settings()) -> Term | Gramm
         cls.META_SCHEMA.get("$schema", cls.META_SCHEMA.get("$id")))
     flattener = Flattener(schema, draft, settings, spec, cls.VALIDATORS)
     emitter = Emitter(flattener, settings, validator)
-    text = json.dumps(schema)
     token = _DYNAMIC_SCOPE.set("$dynamicAnchor" in text or "$recursiveAnchor" in text)
     try:
         root = flattener.entered(Sub(schema, validator._resolver, "#"))
