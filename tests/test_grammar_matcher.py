@@ -158,6 +158,60 @@ def test_per_thread_masks_equal_the_whole_automaton_walk(name, toy_vocab):
             matcher.advance(rng.choice(allowed))
 
 
+def _spanning_vocab(alphabet: str, sentences: list[str]) -> sg.Vocabulary:
+    """Every byte, every pair of alphabet characters, and every substring of up to 5
+    characters of the sentences: tokens that span several lexemes, open and close nestings."""
+    pieces = {a + b for a in alphabet for b in alphabet}
+    for text in sentences:
+        pieces |= {text[i:i + n] for n in range(3, 6) for i in range(len(text) - n + 1)}
+    merges = sorted(p.encode() for p in pieces)
+    tokens = [bytes([b]) for b in range(256)] + merges + [None]
+    return sg.Vocabulary(tokens, eos_token_ids=[len(tokens) - 1])
+
+
+NESTED_SENTENCES = {
+    "arithmetic": ["((1+2)*(3-(4)))", "-(-(-(1)))*((2))", "1/(2+(3*(4-(5))))"],
+    "json": ['{"a": [[1, {"a": [true]}], []]}', '[[[], [{}]], null]'],
+    "nested": ["(((x),x),(x,(x)))", "((((x))))"],
+    "left_recursive_list": ["a,bc,a,bc,a"],
+    "ambiguous": ["1+2+3.5+4e1+5"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NESTED_SENTENCES))
+def test_masks_from_relative_sets_equal_the_whole_automaton_walk(name):
+    """Masks walk the parser on relative Earley sets (earlier origins as slots) and go back
+    to the real sets where a token closes something older; with tokens that span several
+    lexemes and nestings, along the sentences and along random walks, they must equal a plain
+    walk of the grammar automaton."""
+    text, alphabet, examples = GRAMMARS[name]
+    sentences = examples + NESTED_SENTENCES[name]
+    vocab = _spanning_vocab(alphabet, sentences)
+    compiled = sg.TokenConstraint(sg.grammar(text).language(), vocab)
+
+    def check(matcher) -> None:
+        plain = compiled._walk(matcher.state).copy()
+        if compiled._dfa.accepting[matcher.state]:
+            plain |= compiled._eos_words
+        assert np.array_equal(matcher.mask(), plain)
+
+    for sentence in sentences:
+        matcher = compiled.matcher()
+        for byte in sentence.encode():
+            check(matcher)
+            assert matcher.advance(byte)
+        check(matcher)
+    rng = random.Random(7)
+    for _ in range(15):
+        matcher = compiled.matcher()
+        for _ in range(15):
+            check(matcher)
+            allowed = [t for t in range(vocab.size - 1) if matcher.allowed(t)]
+            if not allowed:
+                break
+            matcher.advance(rng.choice(allowed))
+
+
 def test_mask_caches_stay_within_their_memory_bound(toy_vocab):
     limits = sg.Limits(max_mask_cache_bytes=2_000)
     bounded = sg.compile(sg.grammar(GRAMMARS["json"][0]), toy_vocab, limits)

@@ -6,16 +6,30 @@ configurations that can continue in exactly the same ways share an id; for the r
 is all a set needs to be. Items whose origin is the set itself carry ``SELF`` so that a set's
 contents never depend on its own id. Ambiguous and left-recursive grammars need nothing special;
 nullable rules are handled by advancing over them when predicted (Aycock and Horspool).
+
+*Relative* sets make parsing work reusable across contexts. Most sets differ only in the
+earlier sets their items point back to (the inside of a parenthesis is the same at every
+depth): on the grammars of ``grammars/`` a sentence's thousands of sets have only tens to a few
+hundred distinct shapes. :meth:`EarleyTables.relative` gives a set's shape: the same items
+with each earlier origin replaced by a *slot* (``-2 - i`` for the i-th distinct origin),
+interned in a second table. Parsing on from a shape is parsing on from every set of that shape,
+until an item whose origin is a slot completes: that needs the items of the real earlier set,
+so the scan reports :data:`ESCAPED` and the caller goes on with the real set.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, nullable
 
 SELF = -1
+ESCAPED = -2  # what a scan of a relative set returns when it completes an item of a slot
 _START = "<start>"
+# The fields of EarleyTables that belong to its sets (the rest describes the grammar).
+_PER_TABLE = ("sets", "_set_ids", "_scan_memo", "_expected", "_accepting", "_waiting_memo",
+              "_own_scan_memo", "_parts", "_relative_memo")
 
 
 @dataclass
@@ -37,6 +51,8 @@ class EarleyTables:
     _own_scan_memo: dict[int, dict] = field(default_factory=dict)
     _block_scan_memo: dict[str, dict] = field(default_factory=dict)
     _parts: list[tuple[list, list[str]]] = field(default_factory=list)
+    _relative_memo: dict[int, int] = field(default_factory=dict)
+    _relative_tables: EarleyTables | None = None
 
     def __post_init__(self) -> None:
         grammar = self.grammar
@@ -45,7 +61,8 @@ class EarleyTables:
             for rhs in alternatives:
                 self._add_rule(lhs, rhs)
         self.nullable = nullable(self.grammar)
-        self.start_set = self._intern(*self._closure({(0, 0, SELF)}))
+        items, own, blocks, _ = self._closure({(0, 0, SELF)})
+        self.start_set = self._intern(items, own, blocks)
 
     def _add_rule(self, lhs: str, rhs: tuple) -> None:
         self.by_lhs.setdefault(lhs, []).append(len(self.rule_lhs))
@@ -64,8 +81,10 @@ class EarleyTables:
             self._parts.append((own, blocks))
         return set_id
 
-    def _closure(self, kernel: set) -> frozenset:
-        """Predict and complete until nothing changes; origins ``SELF`` mean the new set.
+    def _closure(self, kernel: set) -> tuple[frozenset, list, list[str], bool]:
+        """Predict and complete until nothing changes; origins ``SELF`` mean the new set. Also
+        says whether an item of a slot (see :meth:`relative`) completed: the set is then
+        unknown, as that needs the real set behind the slot.
 
         Predictions do not depend on the context, so each nonterminal's are computed once
         (:meth:`_predictions`) and added as a block. Completions of predicted items (origin
@@ -78,6 +97,7 @@ class EarleyTables:
         own = list(items)  # the items not from a prediction block
         blocks: list[str] = []
         predicted: set[str] = set()
+        escaped = False
         while todo:
             rule, dot, origin = todo.pop()
             rhs = self.rule_rhs[rule]
@@ -97,7 +117,8 @@ class EarleyTables:
                             todo.append(item)
                             own.append(item)
                 continue
-            if origin == SELF:
+            if origin < 0:
+                escaped = escaped or origin != SELF
                 continue
             for p_rule, p_dot, p_origin in self._waiting(origin).get(self.rule_lhs[rule], ()):
                 item = (p_rule, p_dot + 1, p_origin)
@@ -105,7 +126,7 @@ class EarleyTables:
                     items.add(item)
                     todo.append(item)
                     own.append(item)
-        return frozenset(items), own, blocks
+        return frozenset(items), own, blocks, escaped
 
     def _predictions(self, name: str) -> tuple[frozenset, frozenset[str]]:
         """The items (origin ``SELF``) a set gets by predicting nonterminal ``name``, closed
@@ -152,16 +173,46 @@ class EarleyTables:
         return cached
 
     def scan(self, set_id: int, terminal: str) -> int:
-        """The set reached from ``set_id`` by reading one ``terminal``; -1 if none."""
+        """The set reached from ``set_id`` by reading one ``terminal``; -1 if none, and
+        :data:`ESCAPED` for a relative set whose scan needs the sets behind its slots."""
         key = (set_id, terminal)
         cached = self._scan_memo.get(key)
         if cached is None:
             kernel = set(self._own_scans(set_id).get(terminal, ()))
             for name in self._parts[set_id][1]:
                 kernel.update((r, d, set_id) for r, d in self._block_scans(name).get(terminal, ()))
-            cached = self._intern(*self._closure(kernel)) if kernel else -1
+            cached = -1
+            if kernel:
+                items, own, blocks, escaped = self._closure(kernel)
+                cached = ESCAPED if escaped else self._intern(items, own, blocks)
             self._scan_memo[key] = cached
         return cached
+
+    def relative(self, set_id: int) -> int:
+        """The shape of set ``set_id``: its id in the table of relative sets
+        (:attr:`relative_tables`), where each earlier origin is a slot (module docstring)."""
+        cached = self._relative_memo.get(set_id)
+        if cached is None:
+            origins = sorted({o for _, _, o in self.sets[set_id] if o != SELF})
+            slot = {o: -2 - i for i, o in enumerate(origins)}
+            slot[SELF] = SELF
+            own, blocks = self._parts[set_id]
+            cached = self.relative_tables._intern(
+                frozenset((r, d, slot[o]) for r, d, o in self.sets[set_id]),
+                [(r, d, slot[o]) for r, d, o in own], blocks)
+            self._relative_memo[set_id] = cached
+        return cached
+
+    @property
+    def relative_tables(self) -> EarleyTables:
+        """The table of relative sets: the same rule tables and predictions, its own sets."""
+        if self._relative_tables is None:
+            tables = copy.copy(self)
+            for name in _PER_TABLE:
+                setattr(tables, name, type(getattr(self, name))())
+            tables._relative_tables = tables  # the shape of a relative set is in it too
+            self._relative_tables = tables
+        return self._relative_tables
 
     def _own_scans(self, set_id: int) -> dict[str, list]:
         """Per terminal, the set's own items before it (relocated, dot moved over it): with

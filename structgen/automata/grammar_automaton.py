@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
-from structgen.automata.earley import EarleyTables
+from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.grammar.cfg import Grammar
 
 
@@ -42,6 +42,7 @@ class GrammarAutomaton(LazyAutomaton):
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[int, frozenset] = {}
         self._after_memo: dict[tuple[int, int], frozenset] = {}
+        self._relative_after_memo: dict[tuple[int, int], tuple[tuple, bool]] = {}
         start_sets = frozenset([self.tables.start_set])
         self.start = self._state(self._spawn(self.tables.start_set), start_sets)
 
@@ -127,10 +128,36 @@ class GrammarAutomaton(LazyAutomaton):
         key = (set_id, terminal)
         cached = self._after_memo.get(key)
         if cached is None:
-            boundary = {set_id} if terminal in self._ignored else set()
-            scanned = self.tables.scan(set_id, self.terminal_names[terminal])
-            if scanned >= 0:
-                boundary.add(scanned)
-            cached = frozenset().union(*(self._spawn(s) for s in boundary))
+            cached = self.scanned_threads(set_id, terminal)
+            if terminal in self._ignored:
+                cached |= self._spawn(set_id)
             self._after_memo[key] = cached
+        return cached
+
+    def scanned_threads(self, set_id: int, terminal: int) -> frozenset:
+        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``
+        (as :meth:`threads_after`, less those of an ignored terminal's staying put)."""
+        scanned = self.tables.scan(set_id, self.terminal_names[terminal])
+        return self._spawn(scanned) if scanned >= 0 else frozenset()
+
+    def relative_threads_after(self, shape: int, terminal: int) -> tuple[tuple, bool]:
+        """:meth:`threads_after` from a relative set (``EarleyTables.relative``): the lexemes
+        that may start once ``terminal`` ends there, as ``(relative set, terminal index,
+        scanned)`` (``scanned`` is False where an ignored terminal left the parser in
+        ``shape``); and whether the scan of ``terminal`` escaped (needs the real set)."""
+        key = (shape, terminal)
+        cached = self._relative_after_memo.get(key)
+        if cached is None:
+            relative = self.tables.relative_tables
+            boundary = [(shape, False)] if terminal in self._ignored else []
+            scanned = relative.scan(shape, self.terminal_names[terminal])
+            if scanned >= 0:
+                boundary.append((relative.relative(scanned), True))
+            threads = []
+            for set_id, moved in boundary:
+                names = relative.expected(set_id)
+                threads.extend((set_id, self._terminal_index[n], moved) for n in names)
+                threads.extend((set_id, t, moved) for t in self._ignored)
+            cached = (tuple(dict.fromkeys(threads)), scanned == ESCAPED)
+            self._relative_after_memo[key] = cached
         return cached

@@ -14,12 +14,12 @@ import hashlib
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.automata.kernels import child_bytes, walk_trie
@@ -153,6 +153,66 @@ def _bit_set(flags: np.ndarray) -> int:
     return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
+@dataclass(frozen=True, slots=True)
+class ShapeWalk:
+    """What a grammar walk below trie nodes finds from a relative Earley set (see
+    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended at trie nodes ``roots``.
+
+    ``tokens``: the tokens found (walk output words; None for none), valid in every context of
+    the shape. ``escaped``: reading ``terminal`` completes something older than the relative
+    set keeps, so what follows needs the real set. ``below``: ``(scanned, part)`` for the parts
+    of the walk (one per lexeme that follows) that escape somewhere; ``scanned`` is False where
+    the part follows an ignored ``terminal`` that left the parser where it was.
+    """
+
+    terminal: int
+    roots: TrieNodes
+    tokens: np.ndarray | None
+    escaped: bool
+    below: tuple
+
+    @property
+    def escapes(self) -> bool:
+        """Whether the real set is needed somewhere in the walk."""
+        return self.escaped or bool(self.below)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, as the mask cache counts it (the parts below count themselves)."""
+        return 0 if self.tokens is None else self.tokens.nbytes
+
+
+@dataclass(slots=True)
+class _ShapeFrame:
+    """A shape walk in progress: its own lexemes' tokens, and the parts below them."""
+
+    terminal: int
+    roots: TrieNodes
+    escaped: bool
+    tokens: list = field(default_factory=list)
+    parts: list = field(default_factory=list)  # (scanned, cache key, shape, terminal, nodes)
+    next_part: int = 0
+
+    def result(self, made: dict) -> ShapeWalk:
+        """The walk, once every part below is in ``made``."""
+        below = []
+        tokens = self.tokens
+        for scanned, key, *_ in self.parts:
+            part = made[key]
+            if part.tokens is not None:
+                tokens.append(part.tokens)
+            if part.escapes:
+                below.append((scanned, part))
+        union = None
+        if tokens:
+            distinct = list({id(t): t for t in tokens}.values())
+            union = distinct[0]
+            if len(distinct) > 1:  # parts often find the same tokens: share their array
+                union = np.bitwise_or.reduce(distinct)
+                union.flags.writeable = False
+        return ShapeWalk(self.terminal, self.roots, union, self.escaped, tuple(below))
+
+
 class _MaskCache:
     """An LRU of arrays (or tuples of arrays) bounded in bytes: every mask cache of a compiled
     constraint lives in one, so ``Limits.max_mask_cache_bytes`` bounds them together."""
@@ -169,9 +229,12 @@ class _MaskCache:
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: tuple, value) -> None:
-        arrays = value if isinstance(value, tuple) else (value,)
-        size = sum(a.nbytes for a in arrays if a is not None)
+    def put(self, key: tuple, value, nbytes: int | None = None) -> None:
+        """Cache ``value``: an array, a tuple of arrays, or anything whose size is ``nbytes``."""
+        if nbytes is None:
+            arrays = value if isinstance(value, tuple) else (value,)
+            nbytes = sum(a.nbytes for a in arrays if a is not None)
+        size = nbytes
         if size > self.max_bytes:
             raise LimitExceeded(
                 f"max_mask_cache_bytes={self.max_bytes} is smaller than one mask ({size} bytes)"
@@ -324,31 +387,86 @@ class TokenConstraint:
     def _walk_after(self, set_id: int, terminal: int, end_nodes: TrieNodes,
                     out: np.ndarray) -> None:
         """Mark the tokens that continue, below ``end_nodes``, with the lexemes that may follow
-        ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside."""
+        ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside.
+
+        The walk runs on relative sets (``EarleyTables.relative``), so each part of it is done
+        once for every context of that shape (:meth:`_shape_walk`); where a lexeme completes
+        something begun further back than a relative set keeps, the walk goes on from the real
+        set after that lexeme.
+        """
         grammar = self._dfa
+        tables = grammar.tables
+        names = grammar.terminal_names
         work = [(set_id, terminal, end_nodes)]
-        walked: dict[tuple[int, int], np.ndarray] = {}  # trie nodes walked per lexeme, sorted
+        done = set()
         while work:
             set_id, terminal, roots = work.pop()
-            for next_set, next_terminal, start in grammar.threads_after(set_id, terminal):
-                if not roots.next_bytes & self._lexer_first_bytes(next_terminal, start):
-                    continue
-                key = (next_set, next_terminal)
-                seen = walked.get(key)
-                fresh = roots
-                if seen is None:
-                    walked[key] = roots.nodes
-                else:
-                    fresh = TrieNodes.of(np.setdiff1d(roots.nodes, seen, assume_unique=True),
-                                         self._trie)
-                    if not len(fresh.nodes):
-                        continue
-                    walked[key] = _sorted_unique(np.concatenate((seen, fresh.nodes)))
-                tokens, ends = self._lexeme_walk(next_terminal, start, fresh)
-                if tokens is not None:
-                    out |= tokens
-                if len(ends.nodes):
-                    work.append((next_set, next_terminal, ends))
+            walk = self._shape_walk(tables.relative(set_id), terminal, roots)
+            if walk.tokens is not None:
+                out |= walk.tokens
+            escaping = [(set_id, walk)] if walk.escapes else []
+            while escaping:
+                real, walk = escaping.pop()
+                if walk.escaped:
+                    for next_set, next_terminal, start in grammar.scanned_threads(
+                            real, walk.terminal):
+                        if walk.roots.next_bytes & self._lexer_first_bytes(next_terminal, start):
+                            found, ends = self._lexeme_walk(next_terminal, start, walk.roots)
+                            if found is not None:
+                                out |= found
+                            key = (next_set, next_terminal, ends.digest)
+                            if len(ends.nodes) and key not in done:
+                                done.add(key)
+                                work.append((next_set, next_terminal, ends))
+                if walk.below:
+                    after = tables.scan(real, names[walk.terminal])
+                    escaping.extend((after if scanned else real, child)
+                                    for scanned, child in walk.below)
+
+    def _shape_walk(self, shape: int, terminal: int, end_nodes: TrieNodes) -> ShapeWalk:
+        """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
+        tell (see :class:`ShapeWalk`). Every part is cached: the walk below a lexeme recurs in
+        every context of the same shape (the inside of a parenthesis at each depth)."""
+        key = ("shape", shape, terminal, end_nodes.digest)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        made: dict[tuple, ShapeWalk] = {}
+        frames = {key: self._shape_frame(shape, terminal, end_nodes)}
+        stack = [key]
+        while stack:  # depth first, each part after the parts below it (lexemes are not empty,
+            frame = frames[stack[-1]]  # so a part's trie nodes are deeper: there is no cycle)
+            if frame.next_part < len(frame.parts):
+                _, part_key, part_shape, part_terminal, ends = frame.parts[frame.next_part]
+                frame.next_part += 1
+                if part_key not in made and part_key not in frames:
+                    found = self._cache.get(part_key)
+                    if found is not None:
+                        made[part_key] = found
+                    else:
+                        frames[part_key] = self._shape_frame(part_shape, part_terminal, ends)
+                        stack.append(part_key)
+                continue
+            done_key = stack.pop()
+            made[done_key] = walk = frame.result(made)
+            self._cache.put(done_key, walk, walk.nbytes)
+        return made[key]
+
+    def _shape_frame(self, shape: int, terminal: int, roots: TrieNodes) -> _ShapeFrame:
+        """The first step of a shape walk: the lexemes after ``terminal`` walked below
+        ``roots``; the parts below the trie nodes where they end are left to the caller."""
+        threads, escaped = self._dfa.relative_threads_after(shape, terminal)
+        frame = _ShapeFrame(terminal, roots, escaped)
+        for next_shape, next_terminal, scanned in threads:
+            if not roots.next_bytes & self._lexer_first_bytes(next_terminal, LEXER_START):
+                continue
+            tokens, ends = self._lexeme_walk(next_terminal, LEXER_START, roots)
+            if tokens is not None:
+                frame.tokens.append(tokens)
+            if len(ends.nodes):
+                frame.parts.append((scanned, ("shape", next_shape, next_terminal, ends.digest),
+                                    next_shape, next_terminal, ends))
+        return frame
 
     def _lexer_first_bytes(self, terminal: int, lexer_state: int) -> int:
         """The bytes ``terminal``'s lexer can read from ``lexer_state``, as a bit set."""
