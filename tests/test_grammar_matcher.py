@@ -212,6 +212,24 @@ def test_masks_from_relative_sets_equal_the_whole_automaton_walk(name):
             matcher.advance(rng.choice(allowed))
 
 
+def test_lexemes_ending_at_nested_nodes_walk_past_the_buffers_one_per_node():
+    """``WORD WORD`` can split ``aaaa...`` anywhere: the second lexeme is walked from trie
+    nodes below one another, which meets more nodes than the trie has. Masks stay exact (the
+    walk buffers grow; they used to be written past their end)."""
+    vocab = sg.Vocabulary([bytes([b]) for b in range(256)] + [b"a" * n for n in range(2, 60)]
+                          + [None], eos_token_ids=[256 + 58])
+    compiled = sg.TokenConstraint(
+        sg.grammar('start: WORD WORD WORD\nWORD: "a"+ | "b"').language(), vocab)
+    matcher = compiled.matcher()
+    for token in (ord("b"), ord("a"), 256 + 10):
+        plain = compiled._walk(matcher.state).copy()
+        if compiled._dfa.accepting[matcher.state]:
+            plain |= compiled._eos_words
+        assert np.array_equal(matcher.mask(), plain)
+        assert matcher.advance(token)
+    assert matcher.is_accepting()
+
+
 def test_mask_caches_stay_within_their_memory_bound(toy_vocab):
     limits = sg.Limits(max_mask_cache_bytes=2_000)
     bounded = sg.compile(sg.grammar(GRAMMARS["json"][0]), toy_vocab, limits)

@@ -48,6 +48,32 @@ def _run(kernel, trans, known, trie, words, accepting):
             end_nodes[:n_ends].tolist())
 
 
+@pytest.mark.parametrize("kernel", [walk_trie, walk_trie_python])
+def test_walk_trie_counts_entries_past_full_buffers_without_writing_them(kernel):
+    """Roots below one another meet nodes once per root above: with a chain of tokens
+    ``a, aa, ..., a*12`` and a root at every depth, the end nodes outnumber the trie's nodes.
+    The kernel must count them all, write none past a buffer's end, and write the same
+    entries as with room to spare (the caller grows its buffers and walks again)."""
+    trie = build_token_trie([b"a" * n for n in range(1, 13)])
+    trans = np.full((1, 256), DEAD, dtype=np.int32)
+    trans[0, ord("a")] = 0
+    known, accepting = np.ones(1, dtype=np.uint8), np.ones(1, dtype=np.bool_)
+    roots = np.arange(trie.num_nodes - 1, dtype=np.int32)  # every node with a child
+    results = {}
+    for room in (4, 200):
+        guarded = np.full(room + 8, -7, dtype=np.int32)  # 8 sentinels past the buffer's end
+        out = np.zeros(2, dtype=np.uint32)
+        pending = np.zeros(room, dtype=np.int32)
+        counts = kernel(trans, known, accepting, roots, np.zeros_like(roots), trie.max_depth,
+                        trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token, out,
+                        pending, pending.copy(), guarded[:room])
+        assert (guarded[room:] == -7).all()
+        results[room] = counts, guarded[:min(room, counts[1])].tolist(), out.tolist()
+    (_, n_ends), _, _ = results[200]
+    assert n_ends > trie.num_nodes and results[4][0] == results[200][0]
+    assert results[4][1] == results[200][1][:4] and results[4][2] == results[200][2]
+
+
 @settings(max_examples=150, deadline=None)
 @given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1),
        unknown_rate=st.sampled_from([0, 0.3]))

@@ -24,8 +24,10 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
     is appended to ``pending_nodes``/``pending_states`` so the caller can build that row and
     resume there. When ``end_nodes`` is not empty, nodes with children where the DFA state is
     accepting are also appended to it (a grammar's terminal may end there and the rest of the
-    token continue in the next terminal). Returns the numbers of pending and of end nodes
-    (buffers of one entry per trie node always suffice).
+    token continue in the next terminal). Returns the numbers of pending and of end nodes.
+    Roots may lie below one another (a lexeme that can end at ``a`` and at ``ab``), so a node
+    may be met once per root above it: entries beyond a buffer's end are counted, not written,
+    and the caller grows the buffer and walks again (``out`` is only ever or-ed into).
     """
     stack = np.empty(max_depth + 1, dtype=np.int32)
     record_ends = end_nodes.shape[0] > 0
@@ -44,11 +46,13 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
             t = node_token[i]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
-                end_nodes[n_ends] = i
+                if n_ends < end_nodes.shape[0]:
+                    end_nodes[n_ends] = i
                 n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
-                pending_nodes[n_pending] = i
-                pending_states[n_pending] = nxt
+                if n_pending < pending_nodes.shape[0]:
+                    pending_nodes[n_pending] = i
+                    pending_states[n_pending] = nxt
                 n_pending += 1
                 i = subtree_end[i]
                 continue
@@ -77,11 +81,13 @@ def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth
             t = int(node_token[i])
             out[t >> 5] |= np.uint32(1 << (t & 31))
             if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
-                end_nodes[n_ends] = i
+                if n_ends < len(end_nodes):
+                    end_nodes[n_ends] = i
                 n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
-                pending_nodes[n_pending] = i
-                pending_states[n_pending] = nxt
+                if n_pending < len(pending_nodes):
+                    pending_nodes[n_pending] = i
+                    pending_states[n_pending] = nxt
                 n_pending += 1
                 i = int(subtree_end[i])
                 continue

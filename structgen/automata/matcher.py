@@ -533,19 +533,29 @@ class TokenConstraint:
         trie = self._trie
         for root_state in set(root_states.tolist()):
             automaton.materialize(root_state)
-        buffers = self._pending_buffers
-        end_buffer = self._end_buffer if ends is not None else self._no_ends
+        write = 0  # which pending buffer this round writes; the next round reads it
         while len(roots):
-            pending_nodes, pending_states = buffers[0]
-            n_pending, n_ends = walk_trie(
-                automaton.trans, automaton.known, automaton.accepting, roots, root_states,
-                trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
-                trie.node_token, out, pending_nodes, pending_states, end_buffer,
-            )
+            while True:
+                pending_nodes, pending_states = self._pending_buffers[write]
+                end_buffer = self._end_buffer if ends is not None else self._no_ends
+                n_pending, n_ends = walk_trie(
+                    automaton.trans, automaton.known, automaton.accepting, roots, root_states,
+                    trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
+                    trie.node_token, out, pending_nodes, pending_states, end_buffer,
+                )
+                if n_pending <= len(pending_nodes) and n_ends <= len(end_buffer):
+                    break
+                # Roots below one another met some nodes more than once: grow, walk again.
+                size = 2 * max(n_pending, n_ends)
+                if n_pending > len(pending_nodes):
+                    self._pending_buffers[write] = (np.empty(size, dtype=np.int32),
+                                                    np.empty(size, dtype=np.int32))
+                if n_ends > len(end_buffer):
+                    self._end_buffer = np.empty(size, dtype=np.int32)
             if n_ends:
                 ends.append(end_buffer[:n_ends].copy())
             roots, root_states = pending_nodes[:n_pending], pending_states[:n_pending]
-            buffers = buffers[::-1]  # the next round writes while reading these
+            write = 1 - write
             for pending in set(root_states.tolist()):
                 automaton.materialize(pending)
 
