@@ -118,6 +118,12 @@ GRAMMARS = {
         "(x,)",
         ["x", "((x),x)"],
     ),
+    "strings_in_a_regular_rule": (  # ESCAPED_STRING's lookarounds must not be inlined
+        'start: "in" value ("," value)*\n?value: SIGNED_INT | ESCAPED_STRING\n'
+        "%import common (ESCAPED_STRING, SIGNED_INT, WS)\n%ignore WS",
+        'in"a\\,-1 ',
+        ['in "a", -2, "b c"', 'in"\\"",""', 'in 1,"a\\\\"'],
+    ),
     "ranges_and_inlined_rules": (
         '?start: _word (" " _word)*\n_word: LETTER+\nLETTER: "a".."c"',
         "abcd ",

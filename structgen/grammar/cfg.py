@@ -381,14 +381,28 @@ def _regular_order(grammar: Grammar) -> list[str]:
 
 
 def _is_regular(grammar: Grammar, name: str, done: set[str]) -> bool:
-    """Whether rule ``name`` is regular once the rules in ``done`` are (see above)."""
+    """Whether rule ``name`` is regular once the rules in ``done`` are (see above).
+
+    A rule using a terminal with a lookaround is not: a lookaround sees only its terminal's
+    own text, and inside a longer terminal it would see the text around it too (the negative
+    lookahead that makes ``ESCAPED_STRING`` stop at its first closing quote would reject a
+    list of strings).
+    """
     for alt in grammar.rules[name]:
         split = _split_self_reference(name, alt)
         if split is None:
             return False
-        if any(isinstance(s, Nonterminal) and s.name not in done for s in split[1]):
-            return False
+        for symbol in split[1]:
+            if isinstance(symbol, Nonterminal) and symbol.name not in done:
+                return False
+            if isinstance(symbol, Terminal) and _has_lookaround(grammar.terminals[symbol.name]):
+                return False
     return True
+
+
+@lru_cache(maxsize=4096)
+def _has_lookaround(term: Term) -> bool:
+    return any(isinstance(node, Look) for node in subterms(term))
 
 
 def _rule_language(
