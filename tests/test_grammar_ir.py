@@ -124,6 +124,12 @@ GRAMMARS = {
         'in"a\\,-1 ',
         ['in "a", -2, "b c"', 'in"\\"",""', 'in 1,"a\\\\"'],
     ),
+    "lazy_alternative": (  # only the ESCAPED_STRING alternative takes its shortest matches
+        'start: VALUE ("," VALUE)*\nVALUE: SIGNED_NUMBER | ESCAPED_STRING\n'
+        "%import common (SIGNED_NUMBER, ESCAPED_STRING)",
+        '"a\\,-1.',
+        ['-1.5,"a"', '"\\"",2.', '1,-.1,""'],
+    ),
     "ranges_and_inlined_rules": (
         '?start: _word (" " _word)*\n_word: LETTER+\nLETTER: "a".."c"',
         "abcd ",

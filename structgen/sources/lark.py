@@ -33,7 +33,7 @@ from lark.load_grammar import load_grammar
 from structgen.errors import GrammarError, RegexError
 from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
 from structgen.grammar.charset import ANY_CHAR
-from structgen.grammar.regular import Chars, Look, Seq, Term
+from structgen.grammar.regular import Alt, Chars, Look, Seq, Term
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
@@ -115,7 +115,7 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
     """The regular term of a Lark terminal; its regex errors become GrammarErrors naming it."""
     pattern = definition.pattern
     try:
-        term = parse_regex(pattern.to_regexp())
+        term = _lexeme_term(pattern.to_regexp())
     except RegexError as error:
         line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
         if line is None:
@@ -123,18 +123,47 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
         raise GrammarError(
             f"terminal {definition.name} ({pattern.raw or pattern.value!r}): {error}", line, column
         ) from error
-    return _shortest_matches(term) if _has_lazy_quantifier(pattern.to_regexp()) else term
+    return term
 
 
-def _shortest_matches(term: Term) -> Term:
-    """The texts of ``term`` none of whose proper prefixes are in ``term``: what a first-match
-    lexer takes from a lazy pattern. (A lookahead inside a terminal sees only its own text.)"""
-    longer = Seq((term, Chars(ANY_CHAR)))
-    return Seq((Look(longer, ahead=True, negate=True), term))
+def _lexeme_term(regex: str) -> Term:
+    """The texts Lark's lexer can take with ``regex``: all of its matches, or for a lazy
+    alternative its shortest ones (see the module docstring). A terminal that is an alternation
+    of others (``VALUE: SIGNED_FLOAT | ESCAPED_STRING``) is split first, so that only the lazy
+    alternative is cut down: ``re.match`` tries the alternatives one by one."""
+    if not _has_lazy_quantifier(regex):
+        return parse_regex(regex)
+    alternatives = _top_level_alternatives(regex)
+    if len(alternatives) > 1:
+        return Alt(tuple(_lexeme_term(alternative) for alternative in alternatives))
+    return _shortest_matches(parse_regex(regex))
 
 
-def _has_lazy_quantifier(regex: str) -> bool:
-    """Whether ``regex`` has ``*?``, ``+?``, ``??`` or ``{m,n}?`` outside classes and escapes."""
+def _top_level_alternatives(regex: str) -> list[str]:
+    """``regex`` split at its top-level ``|``, looking inside groups ``(?:...)`` that enclose
+    all of it; ``[regex]`` when there is no such alternation."""
+    while True:
+        depth, cuts, closes_at = 0, [], None
+        for i, char in _structural_chars(regex):
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0 and closes_at is None:
+                    closes_at = i
+            elif char == "|" and depth == 0:
+                cuts.append(i)
+        if cuts:
+            bounds = [-1, *cuts, len(regex)]
+            return [regex[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+        if regex.startswith("(?:") and closes_at == len(regex) - 1:
+            regex = regex[3:-1]
+            continue
+        return [regex]
+
+
+def _structural_chars(regex: str):
+    """``(index, char)`` for the characters of ``regex`` outside escapes and classes."""
     i, in_class = 0, False
     while i < len(regex):
         char = regex[i]
@@ -147,12 +176,23 @@ def _has_lazy_quantifier(regex: str) -> bool:
             in_class = True
             if regex[i + 1 : i + 2] == "]":
                 i += 1  # a leading "]" is a literal member
-        elif char == "(" and regex[i + 1 : i + 2] == "?":
-            i += 1  # group syntax, not a quantifier
-        elif char in "*+?}" and regex[i + 1 : i + 2] == "?":
-            return True
+        else:
+            yield i, char
         i += 1
-    return False
+
+
+def _shortest_matches(term: Term) -> Term:
+    """The texts of ``term`` none of whose proper prefixes are in ``term``: what a first-match
+    lexer takes from a lazy pattern. (A lookahead inside a terminal sees only its own text.)"""
+    longer = Seq((term, Chars(ANY_CHAR)))
+    return Seq((Look(longer, ahead=True, negate=True), term))
+
+
+def _has_lazy_quantifier(regex: str) -> bool:
+    """Whether ``regex`` has ``*?``, ``+?``, ``??`` or ``{m,n}?`` outside classes and escapes."""
+    return any(char in "*+?}" and regex[i + 1 : i + 2] == "?"
+               and not (char == "?" and regex[i - 1 : i] == "(")  # "(?" opens a group
+               for i, char in _structural_chars(regex))
 
 
 def _rules(lark_rules) -> dict[str, tuple[Expansion, ...]]:
