@@ -245,6 +245,7 @@ def test_render_loads_back_with_the_same_language(name):
         ("start: A\nA: /(a)\\1/\n", "terminal A .*backreference", 2, 1),
         ("start: A\nA: /a(/\n", "terminal A", 2, 1),
         ('%declare FOO\nstart: "a" FOO\n', "%declare.*FOO", 1, 1),
+        ('start: "a" FOO\n    %declare FOO\n', "%declare.*FOO", 2, 5),
     ],
 )
 def test_errors_name_the_line_and_column(text, message, line, column):

@@ -41,7 +41,6 @@ class GrammarAutomaton(LazyAutomaton):
         self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[int, frozenset] = {}
-        self._after_memo: dict[tuple[int, int], frozenset] = {}
         self._relative_after_memo: dict[tuple[int, int], tuple[tuple, bool]] = {}
         start_sets = frozenset([self.tables.start_set])
         self.start = self._state(self._spawn(self.tables.start_set), start_sets)
@@ -123,28 +122,18 @@ class GrammarAutomaton(LazyAutomaton):
         """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""
         return self._terminal_index[name]
 
-    def threads_after(self, set_id: int, terminal: int) -> frozenset:
-        """The threads that start once ``terminal`` ends in Earley set ``set_id``."""
-        key = (set_id, terminal)
-        cached = self._after_memo.get(key)
-        if cached is None:
-            cached = self.scanned_threads(set_id, terminal)
-            if terminal in self._ignored:
-                cached |= self._spawn(set_id)
-            self._after_memo[key] = cached
-        return cached
-
     def scanned_threads(self, set_id: int, terminal: int) -> frozenset:
-        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``
-        (as :meth:`threads_after`, less those of an ignored terminal's staying put)."""
+        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``."""
         scanned = self.tables.scan(set_id, self.terminal_names[terminal])
         return self._spawn(scanned) if scanned >= 0 else frozenset()
 
     def relative_threads_after(self, shape: int, terminal: int) -> tuple[tuple, bool]:
-        """:meth:`threads_after` from a relative set (``EarleyTables.relative``): the lexemes
-        that may start once ``terminal`` ends there, as ``(relative set, terminal index,
-        scanned)`` (``scanned`` is False where an ignored terminal left the parser in
-        ``shape``); and whether the scan of ``terminal`` escaped (needs the real set)."""
+        """The lexemes that may start once ``terminal`` ends in relative Earley set ``shape``
+        (``EarleyTables.relative``), as ``(relative set, terminal index, scanned)``, where
+        ``scanned`` is False for those after an ignored ``terminal``, which leaves the parser
+        in ``shape``; and whether the scan of ``terminal`` escaped (needs the real set). Each
+        relative set after a scan is itself made relative, so that the walks below it are
+        shared by every context too."""
         key = (shape, terminal)
         cached = self._relative_after_memo.get(key)
         if cached is None:

@@ -418,10 +418,9 @@ class TokenConstraint:
                             if len(ends.nodes) and key not in done:
                                 done.add(key)
                                 work.append((next_set, next_terminal, ends))
-                if walk.below:
-                    after = tables.scan(real, names[walk.terminal])
-                    escaping.extend((after if scanned else real, child)
-                                    for scanned, child in walk.below)
+                for scanned, child in walk.below:  # the scan is memoized
+                    escaping.append(
+                        (tables.scan(real, names[walk.terminal]) if scanned else real, child))
 
     def _shape_walk(self, shape: int, terminal: int, end_nodes: TrieNodes) -> ShapeWalk:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets

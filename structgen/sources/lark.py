@@ -103,12 +103,14 @@ def _lark_position(error: Exception, text: str) -> tuple[int | None, int | None]
 
 
 def _locate(text: str, pattern: str) -> tuple[int | None, int | None]:
-    """1-based line and column of the first match of ``pattern`` in ``text``."""
+    """1-based line and column of the first match of ``pattern`` in ``text`` (of its group
+    ``at`` if it has one)."""
     found = re.search(pattern, text, re.MULTILINE)
     if found is None:
         return None, None
-    line_start = text.rfind("\n", 0, found.start()) + 1
-    return text.count("\n", 0, found.start()) + 1, found.start() - line_start + 1
+    start = found.start("at") if "at" in found.groupdict() else found.start()
+    line_start = text.rfind("\n", 0, start) + 1
+    return text.count("\n", 0, start) + 1, start - line_start + 1
 
 
 def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
@@ -222,5 +224,5 @@ def _refuse_declared(rules, terminals, text: str) -> None:
         raise GrammarError(
             f"terminals declared with %declare have no definition to enforce: "
             f"{', '.join(declared)}",
-            *_locate(text, rf"^%declare\b.*\b{re.escape(declared[0])}\b"),
+            *_locate(text, rf"^[ \t]*(?P<at>%declare)\b.*\b{re.escape(declared[0])}\b"),
         )
