@@ -107,6 +107,7 @@ def _collector_paused():
 
 
 _NO_NODES = np.zeros(0, dtype=np.int32)
+_TRIE_ROOT = np.zeros(1, dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,8 +490,7 @@ class TokenConstraint:
         if cached is None:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[np.ndarray] = []
-            self._walk_automaton(self._dfa.lexer(terminal), roots.nodes,
-                                 np.full(len(roots.nodes), start, dtype=np.int32), out, ends)
+            self._walk_automaton(self._dfa.lexer(terminal), roots.nodes, start, out, ends)
             out.flags.writeable = False
             cached = (out if out.any() else None,
                       TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES, self._trie))
@@ -506,8 +506,7 @@ class TokenConstraint:
             lexer = self._dfa.lexer(terminal)
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[np.ndarray] = []
-            self._walk_automaton(lexer, np.zeros(1, dtype=np.int32),
-                                 np.array([lexer_state], dtype=np.int32), out, ends)
+            self._walk_automaton(lexer, _TRIE_ROOT, lexer_state, out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
             cached = (inside, TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES,
@@ -518,20 +517,18 @@ class TokenConstraint:
     def _walk(self, state: int) -> np.ndarray:
         """The tokens the automaton can read from ``state``."""
         out = np.zeros(self.num_words + 1, dtype=np.uint32)  # + the dummy token's word
-        self._walk_automaton(self._dfa, np.zeros(1, dtype=np.int32),
-                             np.array([state], dtype=np.int32), out)
+        self._walk_automaton(self._dfa, _TRIE_ROOT, state, out)
         return self._finish(out)
 
-    def _walk_automaton(self, automaton: LazyAutomaton, roots: np.ndarray,
-                        root_states: np.ndarray, out: np.ndarray,
-                        ends: list | None = None) -> None:
+    def _walk_automaton(self, automaton: LazyAutomaton, roots: np.ndarray, start: int,
+                        out: np.ndarray, ends: list | None = None) -> None:
         """Set in ``out`` the tokens below trie nodes ``roots`` that ``automaton`` can read from
-        ``root_states``. Rows met for the first time are built between rounds; each round
+        its state ``start``. Rows met for the first time are built between rounds; each round
         resumes only the subtrees that waited for them. With ``ends``, the arrays of trie nodes
         where the automaton accepts are appended to it."""
         trie = self._trie
-        for root_state in set(root_states.tolist()):
-            automaton.materialize(root_state)
+        automaton.materialize(start)
+        root_states = np.full(len(roots), start, dtype=np.int32)
         write = 0  # which pending buffer this round writes; the next round reads it
         while len(roots):
             while True:
