@@ -11,6 +11,8 @@ import random
 import lark
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import structgen as sg
 from structgen.automata.grammar_automaton import GrammarAutomaton
@@ -206,6 +208,46 @@ def test_masks_from_relative_sets_equal_the_whole_automaton_walk(name):
         matcher = compiled.matcher()
         for _ in range(15):
             check(matcher)
+            allowed = [t for t in range(vocab.size - 1) if matcher.allowed(t)]
+            if not allowed:
+                break
+            matcher.advance(rng.choice(allowed))
+
+
+@st.composite
+def _random_grammars(draw) -> str:
+    """Small random Lark grammars over ``a b ( )``: recursion (left, right, nested), empty
+    alternatives, ambiguity, and a multi-character terminal; some have ignored spaces."""
+    symbols = st.sampled_from(['"a"', '"b"', '"("', '")"', "AB", "r1", "r2", "r3"])
+    rules = []
+    for name in ("start", "r1", "r2", "r3"):
+        alternatives = draw(st.lists(st.lists(symbols, max_size=3), min_size=1, max_size=3))
+        rules.append(f"{name}: " + " | ".join(" ".join(alt) or "()" for alt in alternatives))
+    ignore = '\n%ignore " "' if draw(st.booleans()) else ""
+    return "\n".join(rules) + '\nAB: "ab"+' + ignore
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_random_grammars(), seed=st.integers(0, 2**16))
+def test_masks_of_random_grammars_equal_the_whole_automaton_walk(text, seed):
+    """Relative Earley sets, their escapes and the cached walk parts against the plain
+    automaton walk, on random grammars and tokens of up to three characters."""
+    alphabet = "ab() "
+    pieces = {"".join(p) for n in (2, 3) for p in itertools.product(alphabet, repeat=n)}
+    vocab = sg.Vocabulary([bytes([b]) for b in range(256)] + sorted(p.encode() for p in pieces)
+                          + [None], eos_token_ids=[256 + len(pieces)])
+    try:
+        compiled = sg.TokenConstraint(sg.grammar(text).language(), vocab)
+    except sg.EmptyLanguage:
+        assume(False)
+    rng = random.Random(seed)
+    for _ in range(3):
+        matcher = compiled.matcher()
+        for _ in range(10):
+            plain = compiled._walk(matcher.state).copy()
+            if compiled._dfa.accepting[matcher.state]:
+                plain |= compiled._eos_words
+            assert np.array_equal(matcher.mask(), plain), text
             allowed = [t for t in range(vocab.size - 1) if matcher.allowed(t)]
             if not allowed:
                 break
