@@ -207,7 +207,7 @@ def bench_vocabulary(vocab_name: str, workloads, repeats: int) -> bm.VocabularyR
 
 # --------------------------------------------------------------------------- reporting
 HEADERS = ("grammar", "engine", "compile p50 ms", "first-visit mask us med/p99/max",
-           "warm mask us med/p99", "request ms", "states", "vs structgen")
+           "warm mask us med/p99", "request ms", "states", "mask cache KiB", "vs structgen")
 
 
 def _warm(values_ns: list[int]) -> str:
@@ -230,12 +230,13 @@ def result_rows(report: bm.VocabularyReport) -> list[list[str]]:
     for workload, per_engine in report.results.items():
         for engine, m in per_engine.items():
             if m.status != "ok":
-                rows.append([workload, engine, m.status, "", "", "", "", m.reason[:70]])
+                rows.append([workload, engine, m.status, "", "", "", "", "", m.reason[:70]])
                 continue
             rows.append([
                 workload, engine, f"{np.median(m.compile_s) * 1e3:.2f}", bm._micros(m.cold_ns),
                 _warm(m.warm_ns), _request_ms(m),
                 "" if m.num_states is None else str(m.num_states),
+                "" if m.cache_bytes is None else f"{m.cache_bytes / 1024:.0f}",
                 bm._agreement_cell(report, workload, engine),
             ])
     return rows

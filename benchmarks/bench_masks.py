@@ -198,6 +198,7 @@ class Run:
     """One compiled regex with a matcher: the interface every engine adapter implements."""
 
     num_states: int | None = None
+    cache_bytes: int | None = None  # memory the engine's mask caches hold (where it says)
 
     def restart(self) -> None:
         """Back to the start state, keeping whatever the engine has cached."""
@@ -247,6 +248,10 @@ class StructgenRun(Run):
     @property
     def num_states(self) -> int:
         return self.constraint.num_states
+
+    @property
+    def cache_bytes(self) -> int:
+        return self.constraint.cache_bytes
 
     def restart(self) -> None:
         self.matcher = self.constraint.matcher()
@@ -504,6 +509,7 @@ class Measurement:
     warm_ns: list[int] = field(default_factory=list)
     cold_walk_s: list[float] = field(default_factory=list)  # each example's cold masks, summed
     num_states: int | None = None
+    cache_bytes: int | None = None  # the most, after an example's cold and warm walks
     walks: list[Walk] = field(default_factory=list)
 
 
@@ -512,7 +518,7 @@ def measure(engine, workload: Workload, token_lists: list[list[int]], repeats: i
     """Compile afresh at least ``repeats`` times; after the first compiles, walk one example
     each, cold and then warm."""
     result = Measurement()
-    states = []
+    states, cached = [], []
     for attempt in range(max(repeats, len(token_lists))):
         try:
             seconds, run = timed_compile(engine, workload.pattern)
@@ -529,7 +535,9 @@ def measure(engine, workload: Workload, token_lists: list[list[int]], repeats: i
             result.warm_ns += warm.mask_ns
             result.walks.append(warm)
             states.append(run.num_states)
+            cached.append(run.cache_bytes)
     result.num_states = None if None in states else max(states)
+    result.cache_bytes = None if None in cached else max(cached)
     return result
 
 
@@ -868,6 +876,7 @@ def _mask_boxes(ax, results: dict[str, dict[str, Measurement]], kind: str) -> No
 def _measurement_json(m: Measurement) -> dict:
     return {"status": m.status, "reason": m.reason, "compile_s": m.compile_s,
             "cold_mask_ns": m.cold_ns, "warm_mask_ns": m.warm_ns, "num_states": m.num_states,
+            "cache_bytes": m.cache_bytes,
             "rejected_at": [walked.rejected_at for walked in m.walks]}
 
 
