@@ -230,12 +230,11 @@ class _MaskCache:
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: tuple, value, nbytes: int | None = None) -> None:
-        """Cache ``value``: an array, a tuple of arrays, or anything whose size is ``nbytes``."""
-        if nbytes is None:
+    def put(self, key: tuple, value, size: int | None = None) -> None:
+        """Cache ``value``: an array, a tuple of arrays, or anything that holds ``size`` bytes."""
+        if size is None:
             arrays = value if isinstance(value, tuple) else (value,)
-            nbytes = sum(a.nbytes for a in arrays if a is not None)
-        size = nbytes
+            size = sum(a.nbytes for a in arrays if a is not None)
         if size > self.max_bytes:
             raise LimitExceeded(
                 f"max_mask_cache_bytes={self.max_bytes} is smaller than one mask ({size} bytes)"
