@@ -368,11 +368,12 @@ def _regular_order(grammar: Grammar) -> list[str]:
     order: list[str] = []
     done: set[str] = set()
     pending = list(grammar.rules)
+    gap_has_lookaround = any(_has_lookaround(grammar.terminals[n]) for n in grammar.ignore)
     changed = True
     while changed:
         changed = False
         for name in pending:
-            if name not in done and _is_regular(grammar, name, done):
+            if name not in done and _is_regular(grammar, name, done, gap_has_lookaround):
                 order.append(name)
                 done.add(name)
                 changed = True
@@ -380,17 +381,20 @@ def _regular_order(grammar: Grammar) -> list[str]:
     return order
 
 
-def _is_regular(grammar: Grammar, name: str, done: set[str]) -> bool:
+def _is_regular(grammar: Grammar, name: str, done: set[str], gap_has_lookaround: bool) -> bool:
     """Whether rule ``name`` is regular once the rules in ``done`` are (see above).
 
     A rule using a terminal with a lookaround is not: a lookaround sees only its terminal's
     own text, and inside a longer terminal it would see the text around it too (the negative
     lookahead that makes ``ESCAPED_STRING`` stop at its first closing quote would reject a
-    list of strings).
+    list of strings). Nor, when an ignored terminal has one (``%ignore C_COMMENT``), is a rule
+    whose terminal would hold ignored text: one with a self-reference or a sequence of symbols.
     """
     for alt in grammar.rules[name]:
         split = _split_self_reference(name, alt)
         if split is None:
+            return False
+        if gap_has_lookaround and (split[0] != "base" or len(split[1]) > 1):
             return False
         for symbol in split[1]:
             if isinstance(symbol, Nonterminal) and symbol.name not in done:
