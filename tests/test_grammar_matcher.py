@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 import structgen as sg
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.grammar.cfg import inline_regular
+from structgen.grammar.charset import CharSet
+from structgen.grammar.regular import Chars
 from structgen.sources.lark import load_lark
 from tests.test_grammar_ir import GRAMMARS, lark_accepts
 
@@ -270,6 +272,21 @@ def test_lexemes_ending_at_nested_nodes_walk_past_the_buffers_one_per_node():
         assert np.array_equal(matcher.mask(), plain)
         assert matcher.advance(token)
     assert matcher.is_accepting()
+
+
+def test_earley_sets_beyond_max_states_raise_limit_exceeded():
+    """Some grammars let a token split into many grammatical lexeme sequences, each making its
+    own Earley sets (adjacent instructions without a separator); past ``max_states`` sets the
+    parser stops with an error naming the limit instead of exhausting memory."""
+    grammar = inline_regular(load_lark(GRAMMARS["arithmetic"][0]))
+    tables = GrammarAutomaton(grammar, sg.Limits(max_states=5)).tables
+    lpar = next(name for name, term in grammar.terminals.items()
+                if term == Chars(CharSet.chars("(")))
+    set_id = tables.start_set
+    with pytest.raises(sg.LimitExceeded, match="max_states=5 Earley sets"):
+        for _ in range(10):  # each "(" opens a new set
+            set_id = tables.scan(set_id, lpar)
+            assert set_id >= 0
 
 
 def test_mask_caches_stay_within_their_memory_bound(toy_vocab):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from structgen.errors import LimitExceeded
 from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, nullable
 
 SELF = -1
@@ -37,6 +38,7 @@ class EarleyTables:
     """The grammar as flat tables, and the interned Earley sets built from it so far."""
 
     grammar: Grammar
+    max_sets: int | None = None  # LimitExceeded beyond this many sets (None: no bound)
     rule_lhs: list[str] = field(default_factory=list)
     rule_rhs: list[tuple] = field(default_factory=list)
     by_lhs: dict[str, list[int]] = field(default_factory=dict)
@@ -76,6 +78,11 @@ class EarleyTables:
         set_id = self._set_ids.get(items)
         if set_id is None:
             set_id = len(self.sets)
+            if self.max_sets is not None and set_id >= self.max_sets:
+                raise LimitExceeded(
+                    f"parsing needs more than max_states={self.max_sets} Earley sets (a token "
+                    "that splits into many sequences of lexemes, all grammatical, makes one "
+                    "set per split)")
             self.sets.append(items)
             self._set_ids[items] = set_id
             self._parts.append((own, blocks))

@@ -33,7 +33,7 @@ class GrammarAutomaton(LazyAutomaton):
     def __init__(self, grammar: Grammar, limits: Limits | None = None):
         super().__init__(limits)
         self.grammar = grammar
-        self.tables = EarleyTables(grammar)
+        self.tables = EarleyTables(grammar, self.limits.max_states)
         self.terminal_names = list(grammar.terminals)
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
         # Built on first use: a constraint's first masks read only the terminals it starts with.

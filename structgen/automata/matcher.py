@@ -405,8 +405,12 @@ class TokenConstraint:
             if walk.tokens is not None:
                 out |= walk.tokens
             escaping = [(set_id, walk)] if walk.escapes else []
+            visited = set()  # parts are shared (a DAG): each is resolved once per real set
             while escaping:
                 real, walk = escaping.pop()
+                if (real, id(walk)) in visited:
+                    continue
+                visited.add((real, id(walk)))
                 if walk.escaped:
                     for next_set, next_terminal, start in grammar.scanned_threads(
                             real, walk.terminal):
