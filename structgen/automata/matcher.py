@@ -398,14 +398,14 @@ class TokenConstraint:
         tables = grammar.tables
         names = grammar.terminal_names
         work = [(set_id, terminal, end_nodes)]
-        done = set()
+        walked: dict[tuple[int, int], np.ndarray] = {}  # per (set, lexeme): node walked?
+        visited = set()  # parts are shared (a DAG): each is resolved once per real set
         while work:
             set_id, terminal, roots = work.pop()
             walk = self._shape_walk(tables.relative(set_id), terminal, roots)
             if walk.tokens is not None:
                 out |= walk.tokens
             escaping = [(set_id, walk)] if walk.escapes else []
-            visited = set()  # parts are shared (a DAG): each is resolved once per real set
             while escaping:
                 real, walk = escaping.pop()
                 if (real, id(walk)) in visited:
@@ -414,17 +414,39 @@ class TokenConstraint:
                 if walk.escaped:
                     for next_set, next_terminal, start in grammar.scanned_threads(
                             real, walk.terminal):
-                        if walk.roots.next_bytes & self._lexer_first_bytes(next_terminal, start):
-                            found, ends = self._lexeme_walk(next_terminal, start, walk.roots)
-                            if found is not None:
-                                out |= found
-                            key = (next_set, next_terminal, ends.digest)
-                            if len(ends.nodes) and key not in done:
-                                done.add(key)
-                                work.append((next_set, next_terminal, ends))
+                        if not walk.roots.next_bytes & self._lexer_first_bytes(next_terminal,
+                                                                                start):
+                            continue
+                        fresh = self._not_walked(walked, (next_set, next_terminal), walk.roots)
+                        if fresh is None:
+                            continue
+                        found, ends = self._lexeme_walk(next_terminal, start, fresh)
+                        if found is not None:
+                            out |= found
+                        if len(ends.nodes):
+                            work.append((next_set, next_terminal, ends))
                 for scanned, child in walk.below:  # the scan is memoized
                     escaping.append(
                         (tables.scan(real, names[walk.terminal]) if scanned else real, child))
+
+    def _not_walked(self, walked: dict, lexeme: tuple, roots: TrieNodes) -> TrieNodes | None:
+        """``roots`` less the trie nodes ``lexeme`` (a real set and a terminal) was already
+        walked from in this walk, which are recorded; None when nothing is left. Ignored text
+        and lexemes that can end anywhere inside a word reach one set by many paths, each with
+        other trie nodes: walking each node once per lexeme keeps the walk linear."""
+        seen = walked.get(lexeme)
+        if seen is None:
+            walked[lexeme] = roots.nodes  # most lexemes come once: no flags yet
+            return roots
+        if seen.dtype != np.bool_:
+            nodes = seen
+            seen = walked[lexeme] = np.zeros(self._trie.num_nodes, dtype=np.bool_)
+            seen[nodes] = True
+        fresh = roots.nodes[~seen[roots.nodes]]
+        if not len(fresh):
+            return None
+        seen[fresh] = True
+        return roots if len(fresh) == len(roots.nodes) else TrieNodes.of(fresh, self._trie)
 
     def _shape_walk(self, shape: int, terminal: int, end_nodes: TrieNodes) -> ShapeWalk:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
