@@ -35,8 +35,9 @@ UNKNOWN = -2
 class Limits:
     """User-set bounds on one compiled constraint; exceeding one raises ``LimitExceeded``.
 
-    ``max_states``: byte DFA states materialised; ``max_compile_seconds``: time spent building
-    automaton rows; ``max_mask_cache_bytes``: memory held by cached token masks.
+    ``max_states``: byte DFA states materialised (and, for a grammar, Earley sets built);
+    ``max_compile_seconds``: time spent building automaton rows; ``max_mask_cache_bytes``:
+    memory held by cached token masks.
     """
 
     max_states: int = 200_000
