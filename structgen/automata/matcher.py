@@ -399,7 +399,8 @@ class TokenConstraint:
         names = grammar.terminal_names
         work = [(set_id, terminal, end_nodes)]
         walked: dict[tuple[int, int], np.ndarray] = {}  # per (set, lexeme): node walked?
-        visited = set()  # parts are shared (a DAG): each is resolved once per real set
+        visited = {}  # parts are shared (a DAG): each is resolved once per real set (the
+        # parts are kept here too, so that no id is reused while the walk runs)
         while work:
             set_id, terminal, roots = work.pop()
             walk = self._shape_walk(tables.relative(set_id), terminal, roots)
@@ -410,7 +411,7 @@ class TokenConstraint:
                 real, walk = escaping.pop()
                 if (real, id(walk)) in visited:
                     continue
-                visited.add((real, id(walk)))
+                visited[real, id(walk)] = walk
                 if walk.escaped:
                     for next_set, next_terminal, start in grammar.scanned_threads(
                             real, walk.terminal):
