@@ -52,11 +52,15 @@ class GrammarAutomaton(LazyAutomaton):
         """Threads that start a new lexeme in Earley set ``set_id``."""
         cached = self._spawn_memo.get(set_id)
         if cached is None:
-            indices = {self._terminal_index[n] for n in self.tables.expected(set_id)}
-            indices.update(self._ignored)
-            cached = frozenset((set_id, t, LEXER_START) for t in indices)
+            cached = frozenset((set_id, t, LEXER_START)
+                               for t in self._starting_lexemes(self.tables, set_id))
             self._spawn_memo[set_id] = cached
         return cached
+
+    def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> set[int]:
+        """The terminals (by number) a new lexeme may be of in set ``set_id`` of ``tables``:
+        those the set expects, and the ignored ones."""
+        return {self._terminal_index[n] for n in tables.expected(set_id)}.union(self._ignored)
 
     def _state(self, threads: frozenset, boundary: frozenset) -> int:
         key = (threads, boundary)
@@ -142,11 +146,8 @@ class GrammarAutomaton(LazyAutomaton):
             scanned = relative.scan(shape, self.terminal_names[terminal])
             if scanned >= 0:
                 boundary.append((relative.relative(scanned), True))
-            threads = []
-            for set_id, moved in boundary:
-                names = relative.expected(set_id)
-                threads.extend((set_id, self._terminal_index[n], moved) for n in names)
-                threads.extend((set_id, t, moved) for t in self._ignored)
-            cached = (tuple(dict.fromkeys(threads)), scanned == ESCAPED)
+            threads = tuple((set_id, t, moved) for set_id, moved in boundary
+                            for t in self._starting_lexemes(relative, set_id))
+            cached = (threads, scanned == ESCAPED)
             self._relative_after_memo[key] = cached
         return cached

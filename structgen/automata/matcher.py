@@ -183,6 +183,12 @@ class ShapeWalk:
         return 0 if self.tokens is None else self.tokens.nbytes
 
 
+def _shape_key(shape: int, terminal: int, roots: TrieNodes) -> tuple:
+    """The mask cache key of the shape walk from ``shape`` after ``terminal`` ended at
+    ``roots``."""
+    return ("shape", shape, terminal, roots.digest)
+
+
 @dataclass(slots=True)
 class _ShapeFrame:
     """A shape walk in progress: its own lexemes' tokens, and the parts below them."""
@@ -191,15 +197,15 @@ class _ShapeFrame:
     roots: TrieNodes
     escaped: bool
     tokens: list = field(default_factory=list)
-    parts: list = field(default_factory=list)  # (scanned, cache key, shape, terminal, nodes)
+    parts: list = field(default_factory=list)  # (scanned, shape, terminal, trie nodes)
     next_part: int = 0
 
     def result(self, made: dict) -> ShapeWalk:
         """The walk, once every part below is in ``made``."""
         below = []
         tokens = self.tokens
-        for scanned, key, *_ in self.parts:
-            part = made[key]
+        for scanned, *key in self.parts:
+            part = made[_shape_key(*key)]
             if part.tokens is not None:
                 tokens.append(part.tokens)
             if part.escapes:
@@ -453,7 +459,7 @@ class TokenConstraint:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
         tell (see :class:`ShapeWalk`). Every part is cached: the walk below a lexeme recurs in
         every context of the same shape (the inside of a parenthesis at each depth)."""
-        key = ("shape", shape, terminal, end_nodes.digest)
+        key = _shape_key(shape, terminal, end_nodes)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -463,7 +469,8 @@ class TokenConstraint:
         while stack:  # depth first, each part after the parts below it (lexemes are not empty,
             frame = frames[stack[-1]]  # so a part's trie nodes are deeper: there is no cycle)
             if frame.next_part < len(frame.parts):
-                _, part_key, part_shape, part_terminal, ends = frame.parts[frame.next_part]
+                _, part_shape, part_terminal, ends = frame.parts[frame.next_part]
+                part_key = _shape_key(part_shape, part_terminal, ends)
                 frame.next_part += 1
                 if part_key not in made and part_key not in frames:
                     found = self._cache.get(part_key)
@@ -490,8 +497,7 @@ class TokenConstraint:
             if tokens is not None:
                 frame.tokens.append(tokens)
             if len(ends.nodes):
-                frame.parts.append((scanned, ("shape", next_shape, next_terminal, ends.digest),
-                                    next_shape, next_terminal, ends))
+                frame.parts.append((scanned, next_shape, next_terminal, ends))
         return frame
 
     def _lexer_first_bytes(self, terminal: int, lexer_state: int) -> int:

@@ -278,7 +278,7 @@ def _moved(mapping) -> dict[int, int]:
     """Code point -> first character of ``mapping(chr(cp))``, where that differs from ``cp``.
 
     Blocks of code points that ``mapping`` leaves alone as a whole are skipped (most of
-    Unicode has no case): one call per block instead of one per code point, 10x faster.
+    Unicode has no case): one call per block instead of one per code point.
     (``str.lower`` of a block keeps every character exactly when each one alone is kept: its
     only context rule, the final sigma, concerns a character that changes either way.)
     """
