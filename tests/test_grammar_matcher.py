@@ -274,10 +274,31 @@ def test_lexemes_ending_at_nested_nodes_walk_past_the_buffers_one_per_node():
     assert matcher.is_accepting()
 
 
+def test_earley_sets_do_not_multiply_with_the_lexings_of_a_token():
+    """Adjacent instructions without a separator let a word split into any sequence of
+    instructions and operands: 2^(n-1) lexings of n letters. Their Earley sets differ only in
+    items that have completed, which the sets do not keep, so the sets stay linear in the
+    token length (they were 6764 for tokens of 18 letters) and the masks stay exact."""
+    text = ('start: (instr _NL?)*\ninstr: name | name qubit+ | "(" start ")"\nname: NAME\n'
+            'qubit: NAME | INT\n_NL: "\\n"\nNAME: /[a-z]+/\nINT: /[0-9]+/\n%ignore " "\n')
+    for longest in (10, 6):
+        words = [b"ab" * k for k in range(1, longest)]
+        vocab = sg.Vocabulary([bytes([b]) for b in range(256)] + words + [None],
+                              eos_token_ids=[256 + len(words)])
+        compiled = sg.TokenConstraint(sg.grammar(text).language(), vocab)
+        assert len(compiled._dfa.tables.sets) <= 8 * longest
+    matcher = compiled.matcher()  # masks against the plain automaton walk, on the shorter words
+    for token in (256 + 4, ord(" "), 256, ord("("), 256 + 3):
+        plain = compiled._walk(matcher.state).copy()
+        if compiled._dfa.accepting[matcher.state]:
+            plain |= compiled._eos_words
+        assert np.array_equal(matcher.mask(), plain)
+        assert matcher.advance(token)
+
+
 def test_earley_sets_beyond_max_states_raise_limit_exceeded():
-    """Some grammars let a token split into many grammatical lexeme sequences, each making its
-    own Earley sets (adjacent instructions without a separator); past ``max_states`` sets the
-    parser stops with an error naming the limit instead of exhausting memory."""
+    """Past ``max_states`` Earley sets the parser stops with an error naming the limit instead
+    of exhausting memory."""
     grammar = inline_regular(load_lark(GRAMMARS["arithmetic"][0]))
     tables = GrammarAutomaton(grammar, sg.Limits(max_states=5)).tables
     lpar = next(name for name, term in grammar.terminals.items()

@@ -93,6 +93,12 @@ class EarleyTables:
         says whether an item of a slot (see :meth:`relative`) completed: the set is then
         unknown, as that needs the real set behind the slot.
 
+        The set keeps no completed item but the start rule's (:meth:`accepts`): a completed
+        item has done all it can (advanced its parents) within the closure, and lexings of a
+        token that end the same way differ mostly in such items (where each instruction of a
+        word split into several began), so dropping them keeps one set for what would be
+        exponentially many.
+
         Predictions do not depend on the context, so each nonterminal's are computed once
         (:meth:`_predictions`) and added as a block. Completions of predicted items (origin
         ``SELF``, so rules that matched nothing here) add nothing: an item waiting on a
@@ -133,6 +139,10 @@ class EarleyTables:
                     items.add(item)
                     todo.append(item)
                     own.append(item)
+        completed = {item for item in own if item[0] and item[1] == len(self.rule_rhs[item[0]])}
+        if completed:
+            items -= completed
+            own = [item for item in own if item not in completed]
         return frozenset(items), own, blocks, escaped
 
     def _predictions(self, name: str) -> tuple[frozenset, frozenset[str]]:
