@@ -80,9 +80,8 @@ class EarleyTables:
             set_id = len(self.sets)
             if self.max_sets is not None and set_id >= self.max_sets:
                 raise LimitExceeded(
-                    f"parsing needs more than max_states={self.max_sets} Earley sets (a token "
-                    "that splits into many sequences of lexemes, all grammatical, makes one "
-                    "set per split)")
+                    f"parsing needs more than max_states={self.max_sets} Earley sets (a set "
+                    "per distinct parser configuration met: deep nesting makes many)")
             self.sets.append(items)
             self._set_ids[items] = set_id
             self._parts.append((own, blocks))
