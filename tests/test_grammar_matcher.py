@@ -296,6 +296,24 @@ def test_earley_sets_do_not_multiply_with_the_lexings_of_a_token():
         assert matcher.advance(token)
 
 
+def test_lexer_threads_do_not_grow_with_the_words_before_them():
+    """Each word of a run may be an instruction or an operand of the one before: the lexemes
+    that end at a byte do so in many Earley sets, one per reading of the words before. They
+    are made one set (as a chart's position), so a state's lexer threads stay as many after
+    eight words as after two (they grew by 18 a word), and the language stays lark's."""
+    text = ('start: (instr _NL?)*\ninstr: name | name qubit+ | "(" start ")"\nname: NAME\n'
+            'qubit: NAME | INT\n_NL: "\\n"\nNAME: /[a-z]+/\nINT: /[0-9]+/\n%ignore " "\n')
+    automaton = GrammarAutomaton(load_lark(text))
+    threads = {}
+    for words in (2, 8):
+        state = automaton.walk(automaton.start, b" ".join([b"abcd"] * words))
+        threads[words] = len(automaton.threads(state))
+    assert threads[8] <= threads[2]
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    for sample in ["ab cd 1 (ef\ngh 2) ij", "ab (cd", "ab 12 cd)", "(a (b c) d) e f 3"]:
+        assert _automaton_accepts(automaton, sample) == lark_accepts(parser, sample), sample
+
+
 def test_earley_sets_beyond_max_states_raise_limit_exceeded():
     """Past ``max_states`` Earley sets the parser stops with an error naming the limit instead
     of exhausting memory."""

@@ -30,7 +30,7 @@ ESCAPED = -2  # what a scan of a relative set returns when it completes an item 
 _START = "<start>"
 # The fields of EarleyTables that belong to its sets (the rest describes the grammar).
 _PER_TABLE = ("sets", "_set_ids", "_scan_memo", "_expected", "_accepting", "_waiting_memo",
-              "_own_scan_memo", "_parts", "_relative_memo")
+              "_own_scan_memo", "_parts", "_relative_memo", "_union_memo")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class EarleyTables:
     _block_scan_memo: dict[str, dict] = field(default_factory=dict)
     _parts: list[tuple[list, list[str]]] = field(default_factory=list)
     _relative_memo: dict[int, int] = field(default_factory=dict)
+    _union_memo: dict[frozenset, int] = field(default_factory=dict)
     _relative_tables: EarleyTables | None = None
 
     def __post_init__(self) -> None:
@@ -169,6 +170,21 @@ class EarleyTables:
                             items.add(item)
                             todo.append(item)
             cached = self._prediction_memo[name] = (frozenset(items), frozenset(names))
+        return cached
+
+    def union(self, set_ids: frozenset[int]) -> int:
+        """One set for the sets ``set_ids``, all reached at the same point of the text (the
+        lexemes that end at one byte, in any lexing): what a chart keeps at a position. Their
+        items are read as they are, ``SELF`` included: an item that began at any of them
+        began here, and predictions do not depend on the set they are made in. The start set
+        is never one of them (items name it as the start of the whole parse)."""
+        cached = self._union_memo.get(set_ids)
+        if cached is None:
+            parts = [self._parts[s] for s in set_ids]
+            items = frozenset().union(*(self.sets[s] for s in set_ids))
+            own = list(dict.fromkeys(item for own, _ in parts for item in own))
+            blocks = list(dict.fromkeys(name for _, blocks in parts for name in blocks))
+            cached = self._union_memo[set_ids] = self._intern(items, own, blocks)
         return cached
 
     def _relocated(self, set_id: int) -> set:

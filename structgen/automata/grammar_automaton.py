@@ -3,8 +3,9 @@
 A state is a set of *lexer threads* plus the Earley sets at the current position. A thread
 ``(set, terminal, dfa_state)`` says: the parser, in Earley set ``set``, is reading ``terminal``,
 whose byte DFA is in ``dfa_state``. Each byte advances every thread in its terminal's DFA; a
-thread whose terminal could end there also scans the terminal into its Earley set, and the new
-set spawns fresh threads for every terminal it expects (and for the ignored ones). Threads are
+thread whose terminal could end there also scans the terminal into its Earley set; the sets so
+reached at one byte are made one (``_one_set``, as a chart keeps one set per position), which
+spawns fresh threads for every terminal it expects (and for the ignored ones). Threads are
 never dropped while their terminal can still grow, so every lexing of the input stays alive:
 the language is exactly the grammar's, with no lexer over-constraining it.
 
@@ -94,12 +95,24 @@ class GrammarAutomaton(LazyAutomaton):
                 scanned = self.tables.scan(set_id, self.terminal_names[terminal])
                 if scanned >= 0:
                     boundary.add(scanned)
+            boundary = self._one_set(boundary)
             alive = {t for t in alive if not self._exhausted(t)}
             for set_id in boundary:
                 alive |= self._spawn(set_id)
             if alive or any(self.tables.accepts(s) for s in boundary):
-                out[byte] = self._state(frozenset(alive), frozenset(boundary))
+                out[byte] = self._state(frozenset(alive), boundary)
         return out
+
+    def _one_set(self, boundary: set[int]) -> frozenset[int]:
+        """The Earley sets where lexemes end at one byte, made one (``EarleyTables.union``):
+        a word that splits into lexemes in many ways ends them in many sets, and each would
+        start its own lexer threads, in every split point's set again. The start set (met
+        after leading ignored text) stays apart."""
+        start = self.tables.start_set
+        rest = boundary - {start}
+        if len(rest) > 1:
+            rest = {self.tables.union(frozenset(rest))}
+        return frozenset(rest | (boundary & {start}))
 
     def _exhausted(self, thread: tuple) -> bool:
         """A thread whose terminal has ended and cannot grow: only its scan matters now."""
