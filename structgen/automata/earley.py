@@ -175,9 +175,11 @@ class EarleyTables:
     def union(self, set_ids: frozenset[int]) -> int:
         """One set for the sets ``set_ids``, all reached at the same point of the text (the
         lexemes that end at one byte, in any lexing): what a chart keeps at a position. Their
-        items are read as they are, ``SELF`` included: an item that began at any of them
-        began here, and predictions do not depend on the set they are made in. The start set
-        is never one of them (items name it as the start of the whole parse)."""
+        items are read as they are, ``SELF`` included: an item of origin ``SELF`` has read no
+        text yet (it was predicted, or stepped over nullable symbols only), so it may as well
+        begin here, even in a set left before ignored text; and predictions do not depend on
+        the set they are made in. The start set is never one of them (items name it as the
+        start of the whole parse)."""
         cached = self._union_memo.get(set_ids)
         if cached is None:
             parts = [self._parts[s] for s in set_ids]
