@@ -260,6 +260,31 @@ def test_errors_name_the_line_and_column(text, message, line, column):
     assert (caught.value.line, caught.value.column) == (line, column)
 
 
+@pytest.mark.parametrize(
+    ("terminal", "edge"),
+    [
+        ("/.+?(?=\\n)/", "lookahead at its end"),
+        ("/(?<=[^\\w])\\*/", "lookbehind at its start"),
+        ("/^#/m", "lookbehind at its start"),
+        ("/select\\b/i", "lookahead at its end"),
+        ("/a(x|(?=y))/", "lookahead at its end"),
+    ],
+)
+def test_lookarounds_facing_out_of_a_terminal_are_warned_of(terminal, edge):
+    """A terminal is matched on its own text; lark's lexer shows the longest match the text
+    around it. Where a lookaround would read that text, the difference is said, with where."""
+    text = f'start: A "\\n"\nA: {terminal}\n'
+    with pytest.warns(UserWarning, match=f"terminal A .*line 2, column 1.*{edge}"):
+        load_lark(text)
+
+
+@pytest.mark.parametrize("terminal", ["/(?!(?:as|by)(?![a-z]))[a-z]+/", "/a(?=b)b/",
+                                      "ESCAPED_STRING", "/\\d+(?<=5)/"])
+def test_lookarounds_inside_a_terminal_are_not_warned_of(terminal, recwarn):
+    load_lark(f'start: A\nA: {terminal}\n%import common.ESCAPED_STRING\n')
+    assert not [w for w in recwarn if "terminal" in str(w.message)]
+
+
 def test_undefined_start_and_empty_language():
     with pytest.raises(GrammarError, match="start rule 'start'"):
         load_lark('begin: "a"')

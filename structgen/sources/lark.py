@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import lark
@@ -33,7 +34,7 @@ from lark.load_grammar import load_grammar
 from structgen.errors import GrammarError, RegexError
 from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
 from structgen.grammar.charset import ANY_CHAR
-from structgen.grammar.regular import Alt, Chars, Look, Seq, Term
+from structgen.grammar.regular import Alt, Chars, Look, Seq, Term, looks_outside
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
@@ -125,7 +126,28 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
         raise GrammarError(
             f"terminal {definition.name} ({pattern.raw or pattern.value!r}): {error}", line, column
         ) from error
+    _warn_of_edge_lookarounds(definition, term, text)
     return term
+
+
+def _warn_of_edge_lookarounds(definition: lark.lexer.TerminalDef, term: Term, text: str) -> None:
+    """Warn when a terminal's lookaround faces out of its match (a lookbehind or ``^`` at its
+    start, a lookahead, ``$`` or ``\\b`` at its end): structgen matches a terminal on its own
+    text, where lark's lexer lets the longest match at a position see the text around it, so
+    such a terminal may accept or refuse what lark's would not (``/.+?(?=\\n)/`` never ends)."""
+    before, after = looks_outside(term)
+    if not (before or after):
+        return
+    faces = " and ".join(edge for edge, facing in (
+        ("a lookbehind at its start sees no text before it", before),
+        ("a lookahead at its end sees no text after it", after)) if facing)
+    line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
+    where = f" (line {line}, column {column})" if line is not None else ""
+    pattern = definition.pattern
+    warnings.warn(
+        f"terminal {definition.name} {pattern.raw or pattern.value!r}{where}: {faces} here "
+        "(lark's lexer shows the longest match at a position the text around it), so strings "
+        "that depend on that text are matched differently", stacklevel=2)
 
 
 def _lexeme_term(regex: str) -> Term:
