@@ -263,19 +263,31 @@ def test_errors_name_the_line_and_column(text, message, line, column):
 @pytest.mark.parametrize(
     ("terminal", "edge"),
     [
-        ("/.+?(?=\\n)/", "lookahead at its end"),
-        ("/(?<=[^\\w])\\*/", "lookbehind at its start"),
-        ("/^#/m", "lookbehind at its start"),
-        ("/select\\b/i", "lookahead at its end"),
-        ("/a(x|(?=y))/", "lookahead at its end"),
+        ("/^#/m", "start"),
+        ("/(?<!a)b/", "start"),
+        ("/select\\b/i", "end"),
+        ("/a(x|(?=y))/", "end"),
+        ("/\\bis\\b/", "start and end"),
     ],
 )
 def test_lookarounds_facing_out_of_a_terminal_are_warned_of(terminal, edge):
     """A terminal is matched on its own text; lark's lexer shows the longest match the text
     around it. Where a lookaround would read that text, the difference is said, with where."""
     text = f'start: A "\\n"\nA: {terminal}\n'
-    with pytest.warns(UserWarning, match=f"terminal A .*line 2, column 1.*{edge}"):
+    with pytest.warns(UserWarning, match=f"faces out of them.*: A .* \\(line 2, {edge}\\)\\."):
         load_lark(text)
+
+
+@pytest.mark.parametrize(
+    ("terminal", "edge"),
+    [("/.+?(?=\\n)/", "lookahead at its end"), ("/(?<=[^\\w])\\*/", "lookbehind at its start")],
+)
+def test_terminals_that_match_only_by_the_text_around_them_are_refused(terminal, edge):
+    """Text up to the next lexeme, or a mark after a non-word character, matches nothing on
+    its own text: the terminal is refused by name rather than silently never matching."""
+    with pytest.raises(GrammarError, match=f"terminal A .*matches nothing.*{edge}") as caught:
+        load_lark(f'start: A "\\n" | "b"\nA: {terminal}\n')
+    assert (caught.value.line, caught.value.column) == (2, 1)
 
 
 @pytest.mark.parametrize("terminal", ["/(?!(?:as|by)(?![a-z]))[a-z]+/", "/a(?=b)b/",

@@ -31,6 +31,7 @@ import lark
 from lark.exceptions import LarkError
 from lark.load_grammar import load_grammar
 
+from structgen.automata.byte_dfa import LazyByteDFA
 from structgen.errors import GrammarError, RegexError
 from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
 from structgen.grammar.charset import ANY_CHAR
@@ -63,6 +64,7 @@ def load_lark(source: str | os.PathLike, start: str = "start") -> Grammar:
             f"Lark rejects the grammar: {_first_line(error)}", *_lark_position(error, text)
         ) from error
     terminals = {t.name: _terminal_term(t, text) for t in terminal_defs}
+    _check_edge_lookarounds(terminal_defs, terminals, text)
     rules = _rules(lark_rules)
     _refuse_declared(rules, terminals, text)
     return trim(Grammar(rules, terminals, start, frozenset(ignore)))
@@ -126,28 +128,47 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
         raise GrammarError(
             f"terminal {definition.name} ({pattern.raw or pattern.value!r}): {error}", line, column
         ) from error
-    _warn_of_edge_lookarounds(definition, term, text)
     return term
 
 
-def _warn_of_edge_lookarounds(definition: lark.lexer.TerminalDef, term: Term, text: str) -> None:
-    """Warn when a terminal's lookaround faces out of its match (a lookbehind or ``^`` at its
-    start, a lookahead, ``$`` or ``\\b`` at its end): structgen matches a terminal on its own
-    text, where lark's lexer lets the longest match at a position see the text around it, so
-    such a terminal may accept or refuse what lark's would not (``/.+?(?=\\n)/`` never ends)."""
-    before, after = looks_outside(term)
-    if not (before or after):
-        return
-    faces = " and ".join(edge for edge, facing in (
-        ("a lookbehind at its start sees no text before it", before),
-        ("a lookahead at its end sees no text after it", after)) if facing)
-    line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
-    where = f" (line {line}, column {column})" if line is not None else ""
-    pattern = definition.pattern
-    warnings.warn(
-        f"terminal {definition.name} {pattern.raw or pattern.value!r}{where}: {faces} here "
-        "(lark's lexer shows the longest match at a position the text around it), so strings "
-        "that depend on that text are matched differently", stacklevel=2)
+def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text: str) -> None:
+    """Refuse, or warn of, terminals whose lookaround faces out of their match (a lookbehind
+    or ``^`` at the start, a lookahead, ``$`` or ``\\b`` at the end).
+
+    structgen matches a terminal on its own text, where lark's lexer lets the longest match at
+    a position see the text around it. A terminal that then matches nothing (text up to the
+    next lexeme, ``/.+?(?=\\n)/``) is refused, naming it, rather than silently never
+    matching; the others (``/select\\b/``, ``%ignore /^\\n/``) are named in one warning, as
+    they may accept or refuse what lark's would not.
+    """
+    facing_out = []
+    for definition in definitions:
+        before, after = looks_outside(terminals[definition.name])
+        if not (before or after):
+            continue
+        line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
+        pattern = definition.pattern
+        named = f"{definition.name} {pattern.raw or pattern.value!r}"
+        if LazyByteDFA(terminals[definition.name]).language_is_empty():
+            faces = " and ".join(edge for edge, facing in (
+                ("a lookbehind at its start sees no text before it", before),
+                ("a lookahead at its end sees no text after it", after)) if facing)
+            raise GrammarError(
+                f"terminal {named} matches nothing here: {faces} (structgen matches a terminal "
+                "on its own text; lark's lexer shows the longest match at a position the text "
+                "around it)", line, column)
+        edges = " and ".join(edge for edge, facing in (("start", before), ("end", after))
+                             if facing)
+        facing_out.append(f"{named} ({f'line {line}, ' if line is not None else ''}{edges})")
+    if facing_out:
+        shown = ", ".join(facing_out[:8]) + (
+            f" and {len(facing_out) - 8} more" if len(facing_out) > 8 else "")
+        warnings.warn(
+            f"terminals whose lookaround faces out of them (a lookbehind or ^ at the start, a "
+            f"lookahead, $ or \\b at the end): {shown}. structgen matches a terminal on its own "
+            "text, which starts and ends there; lark's lexer shows the longest match at a "
+            "position the text around it, so strings that depend on that text are matched "
+            "differently", stacklevel=3)
 
 
 def _lexeme_term(regex: str) -> Term:
