@@ -274,18 +274,21 @@ def test_lexemes_ending_at_nested_nodes_walk_past_the_buffers_one_per_node():
     assert matcher.is_accepting()
 
 
+# Instructions with operands and no separator: a word splits into any run of both.
+RUN_OF_WORDS = ('start: (instr _NL?)*\ninstr: name | name qubit+ | "(" start ")"\nname: NAME\n'
+                'qubit: NAME | INT\n_NL: "\\n"\nNAME: /[a-z]+/\nINT: /[0-9]+/\n%ignore " "\n')
+
+
 def test_earley_sets_do_not_multiply_with_the_lexings_of_a_token():
     """Adjacent instructions without a separator let a word split into any sequence of
     instructions and operands: 2^(n-1) lexings of n letters. Their Earley sets differ only in
     items that have completed, which the sets do not keep, so the sets stay linear in the
     token length (they were 6764 for tokens of 18 letters) and the masks stay exact."""
-    text = ('start: (instr _NL?)*\ninstr: name | name qubit+ | "(" start ")"\nname: NAME\n'
-            'qubit: NAME | INT\n_NL: "\\n"\nNAME: /[a-z]+/\nINT: /[0-9]+/\n%ignore " "\n')
     for longest in (10, 6):
         words = [b"ab" * k for k in range(1, longest)]
         vocab = sg.Vocabulary([bytes([b]) for b in range(256)] + words + [None],
                               eos_token_ids=[256 + len(words)])
-        compiled = sg.TokenConstraint(sg.grammar(text).language(), vocab)
+        compiled = sg.TokenConstraint(sg.grammar(RUN_OF_WORDS).language(), vocab)
         assert len(compiled._dfa.tables.sets) <= 8 * longest
     matcher = compiled.matcher()  # masks against the plain automaton walk, on the shorter words
     for token in (256 + 4, ord(" "), 256, ord("("), 256 + 3):
@@ -301,15 +304,13 @@ def test_lexer_threads_do_not_grow_with_the_words_before_them():
     that end at a byte do so in many Earley sets, one per reading of the words before. They
     are made one set (as a chart's position), so a state's lexer threads stay as many after
     eight words as after two (they grew by 18 a word), and the language stays lark's."""
-    text = ('start: (instr _NL?)*\ninstr: name | name qubit+ | "(" start ")"\nname: NAME\n'
-            'qubit: NAME | INT\n_NL: "\\n"\nNAME: /[a-z]+/\nINT: /[0-9]+/\n%ignore " "\n')
-    automaton = GrammarAutomaton(load_lark(text))
+    automaton = GrammarAutomaton(load_lark(RUN_OF_WORDS))
     threads = {}
     for words in (2, 8):
         state = automaton.walk(automaton.start, b" ".join([b"abcd"] * words))
         threads[words] = len(automaton.threads(state))
     assert threads[8] <= threads[2]
-    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    parser = lark.Lark(RUN_OF_WORDS, parser="earley", lexer="dynamic_complete")
     for sample in ["ab cd 1 (ef\ngh 2) ij", "ab (cd", "ab 12 cd)", "(a (b c) d) e f 3"]:
         assert _automaton_accepts(automaton, sample) == lark_accepts(parser, sample), sample
 
