@@ -31,14 +31,16 @@ import lark
 from lark.exceptions import LarkError
 from lark.load_grammar import load_grammar
 
-from structgen.automata.byte_dfa import LazyByteDFA
-from structgen.errors import GrammarError, RegexError
+from structgen.automata.byte_dfa import LazyByteDFA, Limits
+from structgen.errors import GrammarError, LimitExceeded, RegexError
 from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
 from structgen.grammar.charset import ANY_CHAR
 from structgen.grammar.regular import Alt, Chars, Look, Seq, Term, looks_outside
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
+
+_EMPTINESS_SEARCH = Limits(max_states=20_000, max_compile_seconds=2.0)
 
 
 def load_lark(source: str | os.PathLike, start: str = "start") -> Grammar:
@@ -131,6 +133,15 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
     return term
 
 
+def _matches_nothing(term: Term) -> bool:
+    """Whether ``term`` matches no string, as far as a short search can tell (a search that
+    runs into its bounds counts as a match: the terminal is then only warned of)."""
+    try:
+        return LazyByteDFA(term, _EMPTINESS_SEARCH).language_is_empty()
+    except LimitExceeded:
+        return False
+
+
 def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text: str) -> None:
     """Refuse, or warn of, terminals whose lookaround faces out of their match (a lookbehind
     or ``^`` at the start, a lookahead, ``$`` or ``\\b`` at the end).
@@ -149,7 +160,7 @@ def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text:
         line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
         pattern = definition.pattern
         named = f"{definition.name} {pattern.raw or pattern.value!r}"
-        if LazyByteDFA(terminals[definition.name]).language_is_empty():
+        if _matches_nothing(terminals[definition.name]):
             faces = " and ".join(edge for edge, facing in (
                 ("a lookbehind at its start sees no text before it", before),
                 ("a lookahead at its end sees no text after it", after)) if facing)
