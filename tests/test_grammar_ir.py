@@ -280,7 +280,7 @@ def test_lookarounds_facing_out_of_a_terminal_are_warned_of(terminal, edge):
 
 @pytest.mark.parametrize(
     ("terminal", "edge"),
-    [("/.+?(?=\\n)/", "lookahead at its end"), ("/(?<=[^\\w])\\*/", "lookbehind at its start")],
+    [("/.+?(?=\\n)/", "lookaround at its end"), ("/(?<=[^\\w])\\*/", "lookaround at its start")],
 )
 def test_terminals_that_match_only_by_the_text_around_them_are_refused(terminal, edge):
     """Text up to the next lexeme, or a mark after a non-word character, matches nothing on

@@ -111,8 +111,10 @@ class EarleyTables:
         blocks: list[str] = []
         predicted: set[str] = set()
         escaped = False
+        completed: set[tuple[int, int, int]] = set()  # not kept, but the start rule's
         while todo:
-            rule, dot, origin = todo.pop()
+            item = todo.pop()
+            rule, dot, origin = item
             rhs = self.rule_rhs[rule]
             if dot < len(rhs):
                 symbol = rhs[dot]
@@ -130,6 +132,8 @@ class EarleyTables:
                             todo.append(item)
                             own.append(item)
                 continue
+            if rule:
+                completed.add(item)
             if origin < 0:
                 escaped = escaped or origin != SELF
                 continue
@@ -139,7 +143,6 @@ class EarleyTables:
                     items.add(item)
                     todo.append(item)
                     own.append(item)
-        completed = {item for item in own if item[0] and item[1] == len(self.rule_rhs[item[0]])}
         if completed:
             items -= completed
             own = [item for item in own if item not in completed]

@@ -139,6 +139,32 @@ def term_nullable(term: Term) -> bool:
     return isinstance(term, Look)
 
 
+def looks_outside(term: Term) -> tuple[bool, bool]:
+    """Whether a match of ``term`` may begin with a lookbehind (which then reads the text
+    before the match) and end with a lookahead (which reads the text after it): anchors and
+    ``\\b`` included, as they are lookarounds. A terminal of a grammar is matched on its own
+    text, so such a lookaround sees the start or the end of the text there."""
+    return _faces_out(term, True), _faces_out(term, False)
+
+
+@lru_cache(maxsize=1 << 16)
+def _faces_out(term: Term, start: bool) -> bool:
+    """Whether a lookaround facing out of ``term`` may sit at its ``start`` (else its end)."""
+    if isinstance(term, Look):
+        return term.ahead != start
+    if isinstance(term, Alt):
+        return any(_faces_out(item, start) for item in term.items)
+    if isinstance(term, Repeat):
+        return term.max != 0 and _faces_out(term.item, start)
+    if isinstance(term, Seq):
+        for item in term.items if start else reversed(term.items):
+            if _faces_out(item, start):
+                return True
+            if not term_nullable(item):
+                return False
+    return False
+
+
 def non_empty_part(term: Term) -> Term:
     """The non-empty strings of ``term``.
 

@@ -153,57 +153,6 @@ def subterms(term: Term) -> Iterator[Term]:
             stack.append(node.body)
 
 
-def looks_outside(term: Term) -> tuple[bool, bool]:
-    """Whether a match of ``term`` may begin with a lookbehind (which then reads the text
-    before the match) and end with a lookahead (which reads the text after it): anchors and
-    ``\\b`` included, as they are lookarounds. A terminal of a grammar is matched on its own
-    text, so such a lookaround sees the start or the end of the text there."""
-    nullable: dict[int, bool] = {}
-    found: dict[tuple[int, bool], bool] = {}
-
-    def can_be_empty(node: Term) -> bool:  # reading no character (lookarounds aside)
-        cached = nullable.get(id(node))
-        if cached is None:
-            if isinstance(node, Chars):
-                cached = False
-            elif isinstance(node, Seq):
-                cached = all(can_be_empty(item) for item in node.items)
-            elif isinstance(node, Alt):
-                cached = any(can_be_empty(item) for item in node.items)
-            elif isinstance(node, Repeat):
-                cached = node.min == 0 or can_be_empty(node.item)
-            else:
-                cached = True
-            nullable[id(node)] = cached
-        return cached
-
-    def at_edge(node: Term, start: bool) -> bool:  # a lookaround facing out at that edge
-        key = (id(node), start)
-        cached = found.get(key)
-        if cached is None:
-            found[key] = False  # terms are acyclic; this only guards repeated visits
-            if isinstance(node, Look):
-                cached = node.ahead != start
-            elif isinstance(node, Alt):
-                cached = any(at_edge(item, start) for item in node.items)
-            elif isinstance(node, Repeat):
-                cached = node.max != 0 and at_edge(node.item, start)
-            elif isinstance(node, Seq):
-                cached = False
-                for item in (node.items if start else reversed(node.items)):
-                    if at_edge(item, start):
-                        cached = True
-                        break
-                    if not can_be_empty(item):
-                        break
-            else:
-                cached = False
-            found[key] = cached
-        return cached
-
-    return at_edge(term, True), at_edge(term, False)
-
-
 @lru_cache(maxsize=1 << 14)
 def literal(text: str) -> Term:
     """The term matching exactly ``text``; cached, since schemas spell the same property names,

@@ -33,9 +33,9 @@ from lark.load_grammar import load_grammar
 
 from structgen.automata.byte_dfa import LazyByteDFA, Limits
 from structgen.errors import GrammarError, LimitExceeded, RegexError
-from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, trim
+from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, looks_outside, trim
 from structgen.grammar.charset import ANY_CHAR
-from structgen.grammar.regular import Alt, Chars, Look, Seq, Term, looks_outside
+from structgen.grammar.regular import Alt, Chars, Look, Seq, Term
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
@@ -160,16 +160,14 @@ def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text:
         line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
         pattern = definition.pattern
         named = f"{definition.name} {pattern.raw or pattern.value!r}"
-        if _matches_nothing(terminals[definition.name]):
-            faces = " and ".join(edge for edge, facing in (
-                ("a lookbehind at its start sees no text before it", before),
-                ("a lookahead at its end sees no text after it", after)) if facing)
-            raise GrammarError(
-                f"terminal {named} matches nothing here: {faces} (structgen matches a terminal "
-                "on its own text; lark's lexer shows the longest match at a position the text "
-                "around it)", line, column)
         edges = " and ".join(edge for edge, facing in (("start", before), ("end", after))
                              if facing)
+        if _matches_nothing(terminals[definition.name]):
+            raise GrammarError(
+                f"terminal {named} matches nothing here: a lookaround at its {edges} reads text "
+                "outside it, which it does not see (structgen matches a terminal on its own "
+                "text; lark's lexer shows the longest match at a position the text around it)",
+                line, column)
         facing_out.append(f"{named} ({f'line {line}, ' if line is not None else ''}{edges})")
     if facing_out:
         shown = ", ".join(facing_out[:8]) + (
