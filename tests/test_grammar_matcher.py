@@ -182,14 +182,26 @@ NESTED_SENTENCES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(NESTED_SENTENCES))
+# Tokens across lexemes whose lookarounds read past them: guards carried into the next
+# lexemes, lexemes started after the character before them, a lazy lexeme's first end.
+EDGE_LOOKAROUND_SENTENCES = {
+    "keyword_boundaries": ["if 12 in 3 if", "in in 1 if"],
+    "mark_after_a_space": ["a * **b * *a"],
+    "text_up_to_a_separator": ["ab;;b;a;ba;"],
+    "end_anchor": ["aaaa\n", "a"],
+    "word_start": ["a a  x", "  x"],
+    "guards_across_lexemes": ["abbcacbab", "acbcab"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NESTED_SENTENCES.keys() | EDGE_LOOKAROUND_SENTENCES))
 def test_masks_from_relative_sets_equal_the_whole_automaton_walk(name):
     """Masks walk the parser on relative Earley sets (earlier origins as slots) and go back
     to the real sets where a token closes something older; with tokens that span several
     lexemes and nestings, along the sentences and along random walks, they must equal a plain
     walk of the grammar automaton."""
     text, alphabet, examples = GRAMMARS[name]
-    sentences = examples + NESTED_SENTENCES[name]
+    sentences = examples + {**NESTED_SENTENCES, **EDGE_LOOKAROUND_SENTENCES}[name]
     vocab = _spanning_vocab(alphabet, sentences)
     compiled = sg.TokenConstraint(sg.grammar(text).language(), vocab)
 
@@ -219,14 +231,18 @@ def test_masks_from_relative_sets_equal_the_whole_automaton_walk(name):
 @st.composite
 def _random_grammars(draw) -> str:
     """Small random Lark grammars over ``a b ( )``: recursion (left, right, nested), empty
-    alternatives, ambiguity, and a multi-character terminal; some have ignored spaces."""
-    symbols = st.sampled_from(['"a"', '"b"', '"("', '")"', "AB", "r1", "r2", "r3"])
+    alternatives, ambiguity, a multi-character terminal, and terminals whose lookarounds read
+    the text around them (a keyword's ``\\b``, a lookbehind, a lookahead, a lazy lexeme up to
+    a parenthesis); some have ignored spaces."""
+    symbols = st.sampled_from(['"a"', '"b"', '"("', '")"', "AB", "r1", "r2", "r3",
+                               "KW", "LB", "LA", "UPTO"])
     rules = []
     for name in ("start", "r1", "r2", "r3"):
         alternatives = draw(st.lists(st.lists(symbols, max_size=3), min_size=1, max_size=3))
         rules.append(f"{name}: " + " | ".join(" ".join(alt) or "()" for alt in alternatives))
     ignore = '\n%ignore " "' if draw(st.booleans()) else ""
-    return "\n".join(rules) + '\nAB: "ab"+' + ignore
+    return "\n".join(rules) + ('\nAB: "ab"+\nKW: /ab\\b/\nLB: /(?<![a])b/\nLA: /a(?!b)/'
+                               '\nUPTO: /[ab]+?(?=\\))/' + ignore)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -40,12 +40,13 @@ def _run(kernel, trans, known, trie, words, accepting):
     pending_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
     pending_states = np.zeros(trie.num_nodes, dtype=np.int32)
     end_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
+    end_states = np.zeros(trie.num_nodes, dtype=np.int32)
     n, n_ends = kernel(trans, known, accepting, np.zeros(1, dtype=np.int32),
                        np.zeros(1, dtype=np.int32), trie.max_depth, trie.node_byte,
                        trie.node_depth, trie.subtree_end, trie.node_token, out, pending_nodes,
-                       pending_states, end_nodes)
+                       pending_states, end_nodes, end_states)
     return (out[:words], pending_nodes[:n].tolist(), pending_states[:n].tolist(),
-            end_nodes[:n_ends].tolist())
+            end_nodes[:n_ends].tolist(), end_states[:n_ends].tolist())
 
 
 @pytest.mark.parametrize("kernel", [walk_trie, walk_trie_python])
@@ -66,7 +67,7 @@ def test_walk_trie_counts_entries_past_full_buffers_without_writing_them(kernel)
         pending = np.zeros(room, dtype=np.int32)
         counts = kernel(trans, known, accepting, roots, np.zeros_like(roots), trie.max_depth,
                         trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token, out,
-                        pending, pending.copy(), guarded[:room])
+                        pending, pending.copy(), guarded[:room], np.zeros(room, dtype=np.int32))
         assert (guarded[room:] == -7).all()
         results[room] = counts, guarded[:min(room, counts[1])].tolist(), out.tolist()
     (_, n_ends), _, _ = results[200]

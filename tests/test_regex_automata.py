@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import structgen as sg
 from structgen.automata.byte_dfa import LazyByteDFA, Limits
+from structgen.grammar.regular import shortest_match_of, shortest_matches
 from structgen.sources.regex import parse_regex
 from structgen.testing import reference
 from tests.corpus import EMPTY_PATTERNS, PATTERNS
@@ -341,3 +342,30 @@ def test_hostile_patterns_end_in_a_bounded_compile_or_a_clear_error(pattern, toy
         if not matcher.advance(a):
             break
         assert matcher.mask().any()
+
+
+@pytest.mark.parametrize(("pattern", "lazy"), [
+    (r"if\b", False), (r"[a-z]+(?=;)", False), (r"a(?!b;)", False), (r"[+;]|a(?![a-z])", False),
+    (r"a+$", False), (r"a(?=b)b(?!a)", False), (r"(?:a|b)+(?=;|$)", True)])
+def test_lexeme_guards_read_the_text_after_the_lexeme(pattern, lazy):
+    """As a grammar's terminal, a term's lookaheads read past its lexeme: the lexeme ``u`` may
+    end before ``w`` exactly when the term matches ``u`` inside ``u + w`` (the reference reads
+    lookarounds in the whole text), its guard state then accepting ``w`` (and a lazy term's
+    lexeme being its first match)."""
+    term = shortest_matches(parse_regex(pattern)) if lazy else parse_regex(pattern)
+    dfa = LazyByteDFA(term, lexeme=True)
+    inner = shortest_match_of(term) or term
+    texts = ["".join(t) for n in range(5) for t in itertools.product("ab;i f", repeat=n)]
+    for lexeme in texts[1:200]:
+        state = dfa.walk(dfa.start, lexeme.encode())
+        for after in texts[:300]:
+            ends = reference._Matcher(lexeme + after).ends(inner, 0)
+            expected = len(lexeme) in ends and (
+                inner is term or min(ends) == len(lexeme))
+            got = state >= 0 and bool(dfa.accepting[state])
+            if got:
+                guard = dfa.end_classes[dfa.end_class[state]][0]
+                if guard >= 0:
+                    end = dfa.walk(guard, after.encode())
+                    got = end >= 0 and (dfa.guard_discharged(end) or bool(dfa.accepting[end]))
+            assert got == expected, (lexeme, after)

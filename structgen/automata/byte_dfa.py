@@ -25,7 +25,16 @@ from structgen.automata.derivatives import EMPTY, TermAlgebra
 from structgen.automata.utf8 import utf8_sequences
 from structgen.errors import LimitExceeded
 from structgen.grammar.charset import ANY_CHAR, MAX_CODE_POINT, CharSet
-from structgen.grammar.regular import Chars, Look, Repeat, Seq, Term, subterms
+from structgen.grammar.regular import (
+    Chars,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    shortest_match_of,
+    single_character,
+    subterms,
+)
 
 DEAD = -1
 UNKNOWN = -2
@@ -88,6 +97,14 @@ def _lookbehind_nodes(term: Term) -> list[Look]:
     return [x for x in subterms(term) if isinstance(x, Look) and not x.ahead]
 
 
+def _single_character(body: Term) -> CharSet:
+    """The characters of a lookbehind body that matches exactly one character."""
+    chars = single_character(body)
+    if chars is None:
+        raise ValueError(f"not a one-character lookbehind body: {body!r}")
+    return chars
+
+
 class LazyAutomaton:
     """A byte automaton whose states and rows are built on demand.
 
@@ -103,6 +120,8 @@ class LazyAutomaton:
         self.trans = np.full((64, 256), UNKNOWN, dtype=np.int32)
         self.known = np.zeros(64, dtype=np.uint8)  # 1 once the state's row is built
         self.accepting = np.zeros(64, dtype=np.bool_)
+        # Per accepting state, the number of its *end class* (see ``LazyByteDFA``); -1 elsewhere.
+        self.end_class = np.full(64, -1, dtype=np.int32)
 
     @property
     def num_states(self) -> int:
@@ -125,6 +144,7 @@ class LazyAutomaton:
             self.trans = grown
             self.known = np.concatenate([self.known, np.zeros_like(self.known)])
             self.accepting = np.concatenate([self.accepting, np.zeros_like(self.accepting)])
+            self.end_class = np.concatenate([self.end_class, np.full_like(self.end_class, -1)])
         self._payload.append(payload)
         return state
 
@@ -174,13 +194,36 @@ LEXER_START = 0  # the start state of every LazyByteDFA, known before one is bui
 
 
 class LazyByteDFA(LazyAutomaton):
-    """The byte DFA of one regular term, grown on demand; state 0 is the start."""
+    """The byte DFA of one regular term, grown on demand; state 0 is the start.
 
-    def __init__(self, term: Term, limits: Limits | None = None):
+    As a grammar's terminal (``lexeme``), the term is followed by the end of its lexeme
+    (``END``) rather than of the text, so that its lookaheads read the text after the lexeme:
+    a state where the lexeme may end then has a *guard*, the state of the lookaheads still
+    reading on (:meth:`end_obligation`), itself a state of this DFA over the text that
+    follows; its accepting states are those where the text may end. ``context`` are the
+    one-character lookbehind bodies the grammar's terminals read before their start: this DFA
+    tracks which of them hold at each lexeme end, for the lexemes after it
+    (:meth:`start_after`).
+
+    Each accepting state has an *end class*, ``end_classes[end_class[state]]``: the pair
+    (guard state, or -1 when the lexeme ends unconditionally; the indices of the ``context``
+    bodies that its last character matches).
+    """
+
+    def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: bool = False,
+                 context: tuple[Term, ...] = ()):
         super().__init__(limits)
         self.algebra = TermAlgebra()
+        self.lexeme = lexeme
+        # A lazy terminal's lexeme is its first match: it goes on past a point where it may
+        # end only where the text after that point fails the guard there (see ``_going_on``).
+        lazy = shortest_match_of(term) if lexeme else None
+        self._first_match = lazy is not None
+        term = lazy if lazy is not None else term
         for look in _lookbehind_nodes(term):
-            self.algebra.concat_ir(look, self.algebra.sigma_star())
+            self.algebra.lookbehind_head(look.body, look.negate)
+        self.context = context
+        self._context_heads = tuple(self.algebra.lookbehind_head(body) for body in context)
         lookbehinds = self.algebra.lookbehinds
         trackers = tuple(
             self.algebra.concat_ir(
@@ -191,7 +234,10 @@ class LazyByteDFA(LazyAutomaton):
         self._char_states: dict[tuple[int, tuple[int, ...]], int] = {}
         self._mid_states: dict[frozenset, int] = {}
         self._live: dict[tuple[int, tuple[int, ...]], bool] = {}
-        self.start_key = (self.algebra.from_ir(term), trackers)
+        self.end_classes: list[tuple[int, frozenset[int]]] = []
+        self._end_class_ids: dict[tuple[int, frozenset[int]], int] = {}
+        self._starts: dict[frozenset[int], int] = {}
+        self.start_key = (self.algebra.from_ir(term, lexeme), trackers)
         self.start = self._char_state(self.start_key)  # the first state: LEXER_START
 
     def _behind(self, trackers: tuple[int, ...]) -> frozenset:
@@ -208,7 +254,68 @@ class LazyByteDFA(LazyAutomaton):
             state = self._new_state(("char", key))
             self._char_states[key] = state
             term, trackers = key
-            self.accepting[state] = self.algebra.nullable(term, self._behind(trackers))
+            behind = self._behind(trackers)
+            if self.lexeme and self.algebra.has_end(term):
+                guard = self._guard(key)
+                if guard is not None:
+                    self.accepting[state] = True
+                    self.end_class[state] = self._end_class(guard, behind)
+            elif self.algebra.nullable(term, behind):
+                self.accepting[state] = True
+                self.end_class[state] = self._end_class(-1, behind)
+        return state
+
+    def _guard(self, key) -> int | None:
+        """The guard of a lexeme ending in the character state ``key``: -1 for none, a state
+        of this DFA for lookaheads that read on, None when the lexeme cannot end there."""
+        term, trackers = key
+        obligation = self.algebra.end_obligation(term, self._behind(trackers))
+        if obligation == self.algebra.sigma_star():
+            return -1
+        if obligation == EMPTY or not self.is_live((obligation, trackers)):
+            return None
+        return self._char_state((obligation, trackers))
+
+    def _going_on(self, term: int, behind: frozenset) -> int:
+        """The part of state ``term`` that reads on: all of it, but for a lazy terminal's
+        lexeme, which may not go on past a point where it may end with the text after that
+        point meeting the guard there (a lazy ``.+?(?=;)`` stops at the first ``;``)."""
+        if not (self._first_match and self.algebra.has_end(term)):
+            return term  # a guard: it reads the text after the lexeme
+        obligation = self.algebra.end_obligation(term, behind)
+        if obligation == EMPTY:
+            return term
+        return self.algebra.intersection([term, self.algebra.complement(obligation)])
+
+    def _end_class(self, guard: int, behind: frozenset) -> int:
+        held = frozenset(i for i, head in enumerate(self._context_heads) if head in behind)
+        key = (guard, held)
+        found = self._end_class_ids.get(key)
+        if found is None:
+            found = self._end_class_ids[key] = len(self.end_classes)
+            self.end_classes.append(key)
+        return found
+
+    def guard_discharged(self, state: int) -> bool:
+        """Whether guard ``state`` holds whatever text follows (its lookaheads are done)."""
+        kind, payload = self._payload[state]
+        return kind == "char" and payload[0] == self.algebra.sigma_star()
+
+    def start_after(self, held: frozenset[int]) -> int:
+        """The start state of a lexeme after a character that matches the ``context`` bodies
+        numbered ``held`` (and no other): its lookbehinds see that character. ``LEXER_START``
+        for none, as at the start of the text."""
+        state = self._starts.get(held)
+        if state is None:
+            term, trackers = self.start_key
+            algebra = self.algebra
+            shown = {self.context[i]: _single_character(self.context[i]) for i in held}
+            trackers = tuple(
+                algebra.derivative(tracker, shown[body].ranges[0][0], frozenset())
+                if (body := algebra.heads[h][1]) in shown else tracker
+                for h, tracker in zip(algebra.lookbehinds, trackers)
+            )
+            state = self._starts[held] = self._char_state((term, trackers))
         return state
 
     def _mid_state(self, items: frozenset) -> int:
@@ -224,6 +331,7 @@ class LazyByteDFA(LazyAutomaton):
         term, trackers = key
         algebra = self.algebra
         behind = self._behind(trackers)
+        term = self._going_on(term, behind)
         sets = list(algebra.first_sets(term, behind))
         empty = frozenset()
         for tracker in trackers:
@@ -277,7 +385,7 @@ class LazyByteDFA(LazyAutomaton):
             if known is False:
                 continue
             behind = self._behind(k[1])
-            if known or algebra.nullable(k[0], behind):
+            if known or self._finishes(k):
                 witness = k
                 break
             if len(parent) > self.limits.max_states:
@@ -285,18 +393,19 @@ class LazyByteDFA(LazyAutomaton):
                     f"deciding whether a lookaround state can finish needs more than "
                     f"max_states={self.limits.max_states} states"
                 )
-            sets = list(algebra.first_sets(k[0], behind))
+            going_on = self._going_on(k[0], behind)
+            sets = list(algebra.first_sets(going_on, behind))
             for tracker in k[1]:
                 sets.extend(algebra.first_sets(tracker, frozenset()))
             for block in _minterms(sets):
                 cp = block.ranges[0][0]
-                t = algebra.derivative(k[0], cp, behind)
+                t = algebra.derivative(going_on, cp, behind)
                 if t == EMPTY:
                     continue
                 nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))
                 if nk not in parent:
                     parent[nk] = k
-                    if self._live.get(nk) or algebra.nullable(t, self._behind(nk[1])):
+                    if self._live.get(nk) or self._finishes(nk):
                         witness = nk  # goal test on generation: a closing quote ends at once
                         break
                     heapq.heappush(frontier, (algebra.relaxed_shortest(t), len(parent), nk))
@@ -310,6 +419,14 @@ class LazyByteDFA(LazyAutomaton):
             self._live[witness] = True
             witness = parent[witness]
         return True
+
+    def _finishes(self, key) -> bool:
+        """Whether the character state ``key`` is a goal of the liveness search: the text may
+        end there, or for a lexeme, the lexeme may end (its guard being live)."""
+        term, trackers = key
+        if self.lexeme and self.algebra.has_end(term):
+            return self._guard(key) is not None
+        return self.algebra.nullable(term, self._behind(trackers))
 
     def shortest_completion(self, state: int) -> float | None:
         """The fewest bytes from ``state`` to acceptance, read off the state's term (``inf``:

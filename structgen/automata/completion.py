@@ -12,7 +12,9 @@ completion can always be spelled one byte per token. The ball of states around a
   single-byte token, are searched instead (:func:`bfs_completion`, breadth first, stopping at
   the first accepting state or where a known distance settles it; the states on the shortest
   path found get their exact distances cached).
-* :class:`GrammarCompletion` (a grammar automaton): a state is a set of lexer threads (Earley set, terminal, lexer state): the shortest completion finishes one
+* :class:`GrammarCompletion` (a grammar automaton, but where lookarounds read past a lexeme's
+  end and the automaton is searched): a state is a set of lexer threads (Earley set, terminal,
+  lexer state): the shortest completion finishes one
   thread's lexeme (a search in the terminal's DFA), then derives the parse's remaining symbols
   by their shortest yields, climbing the items' origins (Earley items ``(rule, dot, origin)``).
   Everything is cached per Earley set and per nonterminal, so a new state costs a few lookups.
@@ -25,7 +27,7 @@ import math
 
 import numpy as np
 
-from structgen.automata.byte_dfa import LazyAutomaton, LazyByteDFA
+from structgen.automata.byte_dfa import LazyAutomaton
 from structgen.automata.earley import SELF
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.grammar.cfg import Nonterminal
@@ -87,7 +89,7 @@ class RegularCompletion:
     what the vocabulary spells, and each such byte is a token), so lengths may be read off terms.
     """
 
-    def __init__(self, automaton: LazyByteDFA, usable: np.ndarray, structural: bool,
+    def __init__(self, automaton: LazyAutomaton, usable: np.ndarray, structural: bool,
                  limit: int):
         self.automaton = automaton
         self.usable = usable
@@ -136,8 +138,9 @@ class GrammarCompletion:
         best = 0.0 if automaton.accepting[state] else INFINITE
         if best:
             names = automaton.terminal_names
-            for set_id, terminal, lexer_state in automaton.threads(state):
-                rest = self.lexeme_rest(terminal, lexer_state)
+            for set_id, lexer_id, lexer_state in automaton.threads(state):
+                terminal = automaton.lexer_terminal(lexer_id)
+                rest = self.lexeme_rest(terminal, automaton.terminal_state(lexer_id, lexer_state))
                 if rest >= best:
                     continue
                 after = INFINITE

@@ -26,9 +26,13 @@ from structgen.grammar.charset import ANY_CHAR, CharSet
 from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 # Term kinds (first element of a term key).
-_EMPTY, _EPS, _CAT, _OR, _AND, _NOT = range(6)
+_EMPTY, _EPS, _CAT, _OR, _AND, _NOT, _END = range(7)
 EMPTY = 0
 EPS = 1
+# The end of a grammar terminal's lexeme, after which the text goes on: a lookahead reaching
+# it keeps reading that text (see ``TermAlgebra.end_obligation``). The lexeme cannot continue
+# past it (its derivatives are empty), and the text may end there.
+END = 2
 
 # Head kinds.
 _H_CHARS, _H_ALT, _H_REP, _H_LOOK = range(4)
@@ -48,8 +52,9 @@ class TermAlgebra:
 
     heads: list[tuple] = field(default_factory=list)
     _head_ids: dict[tuple, int] = field(default_factory=dict)
-    terms: list[tuple] = field(default_factory=lambda: [(_EMPTY,), (_EPS,)])
-    _term_ids: dict[tuple, int] = field(default_factory=lambda: {(_EMPTY,): EMPTY, (_EPS,): EPS})
+    terms: list[tuple] = field(default_factory=lambda: [(_EMPTY,), (_EPS,), (_END,)])
+    _term_ids: dict[tuple, int] = field(
+        default_factory=lambda: {(_EMPTY,): EMPTY, (_EPS,): EPS, (_END,): END})
     lookbehinds: list[int] = field(default_factory=list)  # head ids of lookbehind heads
     _ir_heads: dict[Term, int] = field(default_factory=dict)
     _derivative_memo: dict[tuple, int] = field(default_factory=dict)
@@ -64,13 +69,16 @@ class TermAlgebra:
     _alternatives_memo: dict[int, list] = field(default_factory=dict)
     _shortest_memo: dict[int, float] = field(default_factory=dict)
     _relaxed_memo: dict[int, float] = field(default_factory=dict)
+    _obligation_memo: dict[tuple, int] = field(default_factory=dict)
+    _has_end_memo: dict[int, bool] = field(default_factory=dict)
     _sigma_star: int = -1
     _cuts: int = 0  # re-entries cut by ``_derive`` so far (see there)
 
     # ---------------------------------------------------------------- construction from the IR
-    def from_ir(self, term: Term) -> int:
-        """The full-remainder term for ``term`` followed by the end of the input."""
-        return self.concat_ir(term, EPS)
+    def from_ir(self, term: Term, lexeme: bool = False) -> int:
+        """The full-remainder term for ``term`` followed by the end of the input, or with
+        ``lexeme`` by the end of a lexeme (``END``) after which the text goes on."""
+        return self.concat_ir(term, END if lexeme else EPS)
 
     def concat_ir(self, node: Term, tail: int) -> int:
         """The term for ``node`` followed by the term ``tail`` (flattening sequences)."""
@@ -100,6 +108,10 @@ class TermAlgebra:
         if head is None:
             return EMPTY
         return self.cat(head, tail)
+
+    def lookbehind_head(self, body: Term, negate: bool = False) -> int:
+        """The head of the lookbehind ``(?<=body)`` (``(?<!body)``), registering its tracker."""
+        return self._head(Look(body, ahead=False, negate=negate))
 
     def _head(self, node: Term) -> int | None:
         """Intern an IR node as a head; None when it denotes the empty language."""
@@ -240,7 +252,7 @@ class TermAlgebra:
         kind = key[0]
         if kind == _EMPTY:
             result = False
-        elif kind == _EPS:
+        elif kind in (_EPS, _END):
             result = True
         elif kind == _OR:
             result = any(self.nullable(x, behind) for x in key[1])
@@ -271,6 +283,66 @@ class TermAlgebra:
         if h[2]:  # a lookahead
             return self.nullable(self._lookahead(head, tail), behind)
         return self._lookbehind_holds(head, behind) and self.nullable(tail, behind)
+
+    # ---------------------------------------------------------------- the ends of lexemes
+    def has_end(self, t: int) -> bool:
+        """Whether ``t`` is (part of) a lexeme's remainder, which reaches ``END``; the other
+        terms are the remainders of lookaheads, which end in ``Σ*``."""
+        cached = self._has_end_memo.get(t)
+        if cached is None:
+            key = self.terms[t]
+            kind = key[0]
+            if kind == _CAT:
+                cached = self.has_end(key[2])
+            elif kind in (_OR, _AND, _NOT):
+                cached = any(self.has_end(x) for x in (key[1] if kind != _NOT else (key[1],)))
+            else:
+                cached = kind == _END
+            self._has_end_memo[t] = cached
+        return cached
+
+    def end_obligation(self, t: int, behind: frozenset) -> int:
+        """What the text after a lexeme must match for the lexeme to end here: the term of
+        the lookaheads ``t``'s lexeme part has reached, which read on past its end (``Σ*``: no
+        condition; ``EMPTY``: the lexeme cannot end here). Mirrors :meth:`nullable`, with
+        ``END`` read as "any text follows" and the lookahead parts kept as they are."""
+        memo_key = (t, behind)
+        cached = self._obligation_memo.get(memo_key)
+        if cached is not None:
+            return cached
+        key = self.terms[t]
+        kind = key[0]
+        if kind == _END:
+            result = self.sigma_star()
+        elif not self.has_end(t):
+            result = t  # a lookahead's remainder: it reads the text after the lexeme
+        elif kind == _OR:
+            result = self.union(self.end_obligation(x, behind) for x in key[1])
+        elif kind == _AND:
+            result = self.intersection([self.end_obligation(x, behind) for x in key[1]])
+        else:
+            result = self._cat_obligation(key[1], key[2], behind)
+        self._obligation_memo[memo_key] = result
+        return result
+
+    def _cat_obligation(self, head: int, tail: int, behind: frozenset) -> int:
+        h = self.heads[head]
+        kind = h[0]
+        if kind == _H_CHARS:
+            return EMPTY
+        if kind == _H_ALT:
+            return self.union(self.end_obligation(self.concat_ir(x, tail), behind)
+                              for x, first in self._alternatives(head) if first is None)
+        if kind == _H_REP:
+            _, body, lo, hi = h
+            if lo == 0:
+                return self.end_obligation(tail, behind)
+            if self.empty_kind(body) == "never":
+                return EMPTY
+            return self.end_obligation(self._unroll_once(body, lo, hi, tail), behind)
+        if h[2]:  # a lookahead
+            return self.end_obligation(self._lookahead(head, tail), behind)
+        return self.end_obligation(tail, behind) if self._lookbehind_holds(head, behind) else EMPTY
 
     def _alternatives(self, head: int) -> list[tuple[Term, CharSet | None]]:
         """The items of an alternation head, each with the characters it must start with (None
@@ -357,7 +429,7 @@ class TermAlgebra:
             return EMPTY
         key = self.terms[t]
         kind = key[0]
-        if kind <= _EPS:
+        if kind <= _EPS or kind == _END:
             return EMPTY
         cuts = self._cuts
         active.add(t)
@@ -454,7 +526,7 @@ class TermAlgebra:
     def _shortest_plain(self, key: tuple) -> float:
         if key[0] == _EMPTY:
             return math.inf
-        if key[0] == _EPS:
+        if key[0] in (_EPS, _END):
             return 0.0
         return min(self.shortest_bytes(x) for x in key[1])  # an alternation
 
@@ -478,7 +550,7 @@ class TermAlgebra:
             if key[0] != _CAT:
                 if key[0] == _EMPTY:
                     found = math.inf
-                elif key[0] in (_EPS, _NOT):
+                elif key[0] in (_EPS, _END, _NOT):
                     found = 0.0
                 elif key[0] == _OR:
                     found = min(self.relaxed_shortest(x) for x in key[1])

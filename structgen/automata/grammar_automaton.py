@@ -9,6 +9,13 @@ spawns fresh threads for every terminal it expects (and for the ignored ones). T
 never dropped while their terminal can still grow, so every lexing of the input stays alive:
 the language is exactly the grammar's, with no lexer over-constraining it.
 
+Lookarounds at a terminal's edges see the text around its lexeme, as lark's lexer lets them:
+a lexeme may end with a *guard*, the lookaheads that read on into the text after it (a state
+of its terminal's DFA, see ``LazyByteDFA``); the threads after it read their lexemes together
+with it (``GuardedLexer``) until it holds whatever follows. A lookbehind at a terminal's start
+reads the character before it: every lexeme's DFA tracks which of those one-character bodies
+its last character matches, and the lexemes after it start accordingly.
+
 States are interned, so repeated structure (the inside of a string, the elements of a list)
 maps to the same state and its token mask is computed once. Rows are built on demand, only along
 the bytes actually read; token masks are assembled from the threads' terminal DFAs instead
@@ -17,18 +24,109 @@ the bytes actually read; token masks are assembled from the threads' terminal DF
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.earley import ESCAPED, EarleyTables
-from structgen.grammar.cfg import Grammar
+from structgen.errors import GrammarError
+from structgen.grammar.cfg import Grammar, looks_outside, start_lookbehinds
+from structgen.grammar.regular import single_character
+
+NO_GUARDS: frozenset = frozenset()
+
+
+class EndContext(NamedTuple):
+    """What a lexeme end leaves to the lexemes after it: ``guards``, the lookaheads still
+    reading on, as ``(terminal, guard state of its DFA)`` pairs, all of which must hold; and
+    ``held``, the numbers of the grammar's context bodies its last character matches."""
+
+    guards: frozenset
+    held: frozenset
+
+
+PLAIN_END = 0  # the number of ``EndContext(NO_GUARDS, frozenset())``: no guard, no body held
+
+
+class GuardedLexer(LazyAutomaton):
+    """A terminal's lexer read together with guards left by the lexemes before it: a state
+    is ``(lexer state, pending guards)``; a byte that a guard refuses is refused, and a guard
+    that holds whatever follows is dropped. Its lexeme ends where the terminal's does, and
+    passes on the guards still pending with its own (``end_classes``: (pending guards, the
+    terminal's end class))."""
+
+    def __init__(self, automaton: GrammarAutomaton, terminal: int, guards: frozenset):
+        super().__init__(automaton.limits)
+        self.base = automaton.lexer(terminal)
+        self._guard_lexer = automaton.lexer
+        self.guards = guards
+        self._states: dict[tuple, int] = {}
+        self.end_classes: list[tuple[frozenset, int]] = []
+        self._end_class_ids: dict[tuple[frozenset, int], int] = {}
+        self._starts: dict[frozenset, int] = {}
+
+    def start_after(self, held: frozenset) -> int:
+        """The start state after a character matching context bodies ``held``."""
+        state = self._starts.get(held)
+        if state is None:
+            state = self._starts[held] = self._state(self.base.start_after(held), self.guards)
+        return state
+
+    def _state(self, base_state: int, guards: frozenset) -> int:
+        key = (base_state, guards)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = self._new_state(key)
+            base_class = self.base.end_class[base_state]
+            if base_class >= 0:
+                self.accepting[state] = True
+                class_key = (guards, int(base_class))
+                found = self._end_class_ids.get(class_key)
+                if found is None:
+                    found = self._end_class_ids[class_key] = len(self.end_classes)
+                    self.end_classes.append(class_key)
+                self.end_class[state] = found
+        return state
+
+    def base_state(self, state: int) -> tuple[int, frozenset]:
+        """The terminal's lexer state and the guards still pending in ``state``."""
+        return self._payload[state]
+
+    def _build_row(self, state: int) -> np.ndarray:
+        base_state, guards = self._payload[state]
+        base = self.base
+        base.materialize(base_state)
+        row = base.trans[base_state]
+        out = np.full(256, DEAD, dtype=np.int32)
+        for byte in np.flatnonzero(row >= 0).tolist():
+            pending = []
+            for terminal, guard in guards:
+                lexer = self._guard_lexer(terminal)
+                guard = lexer.step(guard, byte)
+                if guard < 0:
+                    break
+                if not lexer.guard_discharged(guard):
+                    pending.append((terminal, guard))
+            else:
+                out[byte] = self._state(int(row[byte]), frozenset(pending))
+        return out
+
+    def language_is_empty(self) -> bool:
+        return self.base.language_is_empty()
 
 
 class GrammarAutomaton(LazyAutomaton):
     """The lazily built byte automaton of ``grammar``; state ``start`` reads its first byte.
 
     ``grammar`` must be trimmed (every symbol productive and reachable) and its terminals must
-    match non-empty strings, so every state reached can still finish.
+    match non-empty strings, so every state reached can still finish (but where a lookahead
+    at a terminal's end contradicts every text the grammar lets follow).
+
+    A state is ``(threads, boundary)``: threads ``(Earley set, lexer, lexer state)``, where
+    lexer numbers below the number of terminals are the terminals' own DFAs and the others
+    guarded lexers (``GuardedLexer``, ``lexer_terminal``); and the ``(Earley set, guards)``
+    pairs where lexemes ended at the last byte.
     """
 
     def __init__(self, grammar: Grammar, limits: Limits | None = None):
@@ -37,26 +135,52 @@ class GrammarAutomaton(LazyAutomaton):
         self.tables = EarleyTables(grammar, self.limits.max_states)
         self.terminal_names = list(grammar.terminals)
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
+        self.context = _context_bodies(grammar)
+        self._lexeme_ends = frozenset(  # the terminals with a lookahead at their end
+            i for i, name in enumerate(self.terminal_names)
+            if looks_outside(grammar.terminals[name])[1])
         # Built on first use: a constraint's first masks read only the terminals it starts with.
-        self._lexers: list[LazyByteDFA | None] = [None] * len(self.terminal_names)
+        count = len(self.terminal_names)
+        self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
+        self._lexer_keys: list[tuple[int, frozenset]] = [(t, NO_GUARDS) for t in range(count)]
+        self._lexer_ids: dict[tuple[int, frozenset], int] = {
+            key: i for i, key in enumerate(self._lexer_keys)}
+        # End contexts are numbered (``PLAIN_END`` first): walks key their caches with them.
+        self.end_contexts: list[EndContext] = [EndContext(NO_GUARDS, frozenset())]
+        self._end_context_ids: dict[EndContext, int] = {self.end_contexts[0]: PLAIN_END}
+        self._class_contexts: dict[tuple[int, int], int] = {}
         self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
         self._states: dict[tuple[frozenset, frozenset], int] = {}
-        self._spawn_memo: dict[int, frozenset] = {}
-        self._relative_after_memo: dict[tuple[int, int], tuple[tuple, bool]] = {}
-        start_sets = frozenset([self.tables.start_set])
-        self.start = self._state(self._spawn(self.tables.start_set), start_sets)
+        self._spawn_memo: dict[tuple[int, int], frozenset] = {}
+        self._relative_after_memo: dict[tuple, tuple[tuple, bool]] = {}
+        start_sets = frozenset([(self.tables.start_set, NO_GUARDS)])
+        self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
+
+    @property
+    def sees_context(self) -> bool:
+        """Whether some terminal's lookaround reads the text around its lexeme."""
+        return bool(self.context or self._lexeme_ends)
 
     def language_is_empty(self) -> bool:
         return not self.accepting[self.start] and not self._payload[self.start][0]
 
-    def _spawn(self, set_id: int) -> frozenset:
-        """Threads that start a new lexeme in Earley set ``set_id``."""
-        cached = self._spawn_memo.get(set_id)
+    def _spawn(self, set_id: int, context: int) -> frozenset:
+        """Threads that start a new lexeme in Earley set ``set_id`` after a lexeme end that
+        left end context number ``context``."""
+        key = (set_id, context)
+        cached = self._spawn_memo.get(key)
         if cached is None:
-            cached = frozenset((set_id, t, LEXER_START)
+            cached = frozenset(self._starting_thread(set_id, t, context)
                                for t in self._starting_lexemes(self.tables, set_id))
-            self._spawn_memo[set_id] = cached
+            self._spawn_memo[key] = cached
         return cached
+
+    def _starting_thread(self, set_id: int, terminal: int, context: int) -> tuple:
+        if context == PLAIN_END:
+            return (set_id, terminal, LEXER_START)
+        guards, held = self.end_contexts[context]
+        lexer_id = self.lexer_id(terminal, guards)
+        return (set_id, lexer_id, self.lexer(lexer_id).start_after(held))
 
     def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> set[int]:
         """The terminals (by number) a new lexeme may be of in set ``set_id`` of ``tables``:
@@ -69,39 +193,61 @@ class GrammarAutomaton(LazyAutomaton):
         if state is None:
             state = self._new_state(key)
             self._states[key] = state
-            self.accepting[state] = any(self.tables.accepts(s) for s in boundary)
+            self.accepting[state] = any(
+                self.tables.accepts(s) and self._may_end_text(guards) for s, guards in boundary)
         return state
+
+    def _may_end_text(self, guards: frozenset) -> bool:
+        """Whether the text may end under ``guards`` (``$`` and ``\\b`` may hold there)."""
+        return all(self.lexer(t).accepting[g] for t, g in guards)
 
     def _build_row(self, state: int) -> np.ndarray:
         threads, _ = self._payload[state]
         moved: dict[int, set] = {}
         completed: dict[int, set] = {}
-        for set_id, terminal, lexer_state in threads:
-            lexer = self.lexer(terminal)
+        terminals = len(self.terminal_names)
+        for set_id, lexer_id, lexer_state in threads:
+            lexer = self.lexer(lexer_id)
             lexer.materialize(lexer_state)
             row = lexer.trans[lexer_state]
             for byte in np.flatnonzero(row >= 0).tolist():
                 nxt = int(row[byte])
-                moved.setdefault(byte, set()).add((set_id, terminal, nxt))
+                moved.setdefault(byte, set()).add(
+                    (set_id, lexer_id, nxt) if lexer_id < terminals else
+                    self._unguarded(set_id, lexer_id, nxt))
                 if lexer.accepting[nxt]:
-                    completed.setdefault(byte, set()).add((set_id, terminal))
+                    completed.setdefault(byte, set()).add(
+                        (set_id, lexer_id, int(lexer.end_class[nxt])))
         out = np.full(256, DEAD, dtype=np.int32)
         ignored = set(self._ignored)
         for byte, alive in moved.items():
-            boundary = set()
-            for set_id, terminal in completed.get(byte, ()):
+            ends: dict[frozenset, set[int]] = {}
+            held = frozenset()
+            for set_id, lexer_id, end_class in completed.get(byte, ()):
+                terminal = self._lexer_keys[lexer_id][0]
+                guards, held = self.end_contexts[self.end_context(lexer_id, end_class)]
+                sets = ends.setdefault(guards, set())
                 if terminal in ignored:
-                    boundary.add(set_id)  # ignored text leaves the parser where it was
+                    sets.add(set_id)  # ignored text leaves the parser where it was
                 scanned = self.tables.scan(set_id, self.terminal_names[terminal])
                 if scanned >= 0:
-                    boundary.add(scanned)
-            boundary = self._one_set(boundary)
+                    sets.add(scanned)
+            boundary = frozenset((set_id, guards) for guards, sets in ends.items()
+                                 for set_id in self._one_set(sets))
             alive = {t for t in alive if not self._exhausted(t)}
-            for set_id in boundary:
-                alive |= self._spawn(set_id)
-            if alive or any(self.tables.accepts(s) for s in boundary):
+            for set_id, guards in boundary:
+                alive |= self._spawn(set_id, self._context_id(EndContext(guards, held)))
+            if alive or any(self.tables.accepts(s) and self._may_end_text(g) for s, g in boundary):
                 out[byte] = self._state(frozenset(alive), boundary)
         return out
+
+    def _unguarded(self, set_id: int, lexer_id: int, lexer_state: int) -> tuple:
+        """The thread ``(set_id, lexer_id, lexer_state)`` of a guarded lexer, on its terminal's
+        own lexer once its guards are done (so that it meets the threads that never had any)."""
+        base_state, guards = self._lexers[lexer_id].base_state(lexer_state)
+        if guards:
+            return (set_id, lexer_id, lexer_state)
+        return (set_id, self._lexer_keys[lexer_id][0], base_state)
 
     def _one_set(self, boundary: set[int]) -> frozenset[int]:
         """The Earley sets where lexemes end at one byte, made one (``EarleyTables.union``):
@@ -123,35 +269,83 @@ class GrammarAutomaton(LazyAutomaton):
         return not (lexer.trans[lexer_state] >= 0).any()
 
     def threads(self, state: int) -> frozenset:
-        """The lexer threads of ``state``: ``(Earley set, terminal index, lexer DFA state)``."""
+        """The lexer threads of ``state``: ``(Earley set, lexer number, lexer state)``."""
         return self._payload[state][0]
 
-    def lexer(self, terminal: int) -> LazyByteDFA:
-        """The byte DFA of terminal number ``terminal``."""
-        lexer = self._lexers[terminal]
+    def lexer(self, lexer_id: int) -> LazyByteDFA | GuardedLexer:
+        """Lexer number ``lexer_id``: a terminal's byte DFA (numbered as the terminal), or
+        a terminal read with guards (:meth:`lexer_id`)."""
+        lexer = self._lexers[lexer_id]
         if lexer is None:
-            name = self.terminal_names[terminal]
-            lexer = self._lexers[terminal] = LazyByteDFA(self.grammar.terminals[name], self.limits)
+            name = self.terminal_names[lexer_id]
+            lexer = self._lexers[lexer_id] = LazyByteDFA(
+                self.grammar.terminals[name], self.limits,
+                lexeme=lexer_id in self._lexeme_ends, context=self.context)
             assert lexer.start == LEXER_START
         return lexer
+
+    def lexer_id(self, terminal: int, guards: frozenset) -> int:
+        """The number of the lexer reading ``terminal`` under ``guards``."""
+        key = (terminal, guards)
+        found = self._lexer_ids.get(key)
+        if found is None:
+            found = self._lexer_ids[key] = len(self._lexer_keys)
+            self._lexer_keys.append(key)
+            self._lexers.append(GuardedLexer(self, terminal, guards))
+        return found
+
+    def lexer_terminal(self, lexer_id: int) -> int:
+        """The terminal lexer ``lexer_id`` reads."""
+        return self._lexer_keys[lexer_id][0]
+
+    def terminal_state(self, lexer_id: int, lexer_state: int) -> int:
+        """The state of the terminal's own DFA in ``lexer_state`` of lexer ``lexer_id``."""
+        if lexer_id < len(self.terminal_names):
+            return lexer_state
+        return self._lexers[lexer_id].base_state(lexer_state)[0]
+
+    def end_context(self, lexer_id: int, end_class: int) -> int:
+        """The number of the end context (``end_contexts``) that a lexeme of lexer
+        ``lexer_id`` leaves when it ends in end class ``end_class``."""
+        key = (lexer_id, end_class)
+        found = self._class_contexts.get(key)
+        if found is None:
+            terminal, _ = self._lexer_keys[lexer_id]
+            lexer = self.lexer(lexer_id)
+            pending = NO_GUARDS
+            if isinstance(lexer, GuardedLexer):
+                pending, end_class = lexer.end_classes[end_class]
+            guard, held = self.lexer(terminal).end_classes[end_class]
+            guards = pending | {(terminal, guard)} if guard >= 0 else pending
+            found = self._class_contexts[key] = self._context_id(EndContext(guards, held))
+        return found
+
+    def _context_id(self, context: EndContext) -> int:
+        found = self._end_context_ids.get(context)
+        if found is None:
+            found = self._end_context_ids[context] = len(self.end_contexts)
+            self.end_contexts.append(context)
+        return found
 
     def terminal_index(self, name: str) -> int:
         """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""
         return self._terminal_index[name]
 
-    def scanned_threads(self, set_id: int, terminal: int) -> frozenset:
-        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``."""
+    def scanned_threads(self, set_id: int, terminal: int, context: int) -> frozenset:
+        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``,
+        whose lexeme end left end context number ``context``."""
         scanned = self.tables.scan(set_id, self.terminal_names[terminal])
-        return self._spawn(scanned) if scanned >= 0 else frozenset()
+        return self._spawn(scanned, context) if scanned >= 0 else frozenset()
 
-    def relative_threads_after(self, shape: int, terminal: int) -> tuple[tuple, bool]:
+    def relative_threads_after(self, shape: int, terminal: int,
+                               context: int) -> tuple[tuple, bool]:
         """The lexemes that may start once ``terminal`` ends in relative Earley set ``shape``
-        (``EarleyTables.relative``), as ``(relative set, terminal index, scanned)``, where
-        ``scanned`` is False for those after an ignored ``terminal``, which leaves the parser
-        in ``shape``; and whether the scan of ``terminal`` escaped (needs the real set). Each
-        relative set after a scan is itself made relative, so that the walks below it are
-        shared by every context too."""
-        key = (shape, terminal)
+        (``EarleyTables.relative``) leaving end context ``context``, as ``(relative set, lexer, start
+        state, scanned)``, where ``scanned`` is False for those after an ignored ``terminal``,
+        which leaves the parser in ``shape``; and whether the scan of ``terminal`` escaped
+        (needs the real set). Each relative set after a scan is itself made relative, so that
+        the walks below it are shared by every context too."""
+        key = (shape, terminal, context)
         cached = self._relative_after_memo.get(key)
         if cached is None:
             relative = self.tables.relative_tables
@@ -159,8 +353,27 @@ class GrammarAutomaton(LazyAutomaton):
             scanned = relative.scan(shape, self.terminal_names[terminal])
             if scanned >= 0:
                 boundary.append((relative.relative(scanned), True))
-            threads = tuple((set_id, t, moved) for set_id, moved in boundary
-                            for t in self._starting_lexemes(relative, set_id))
+            threads = []
+            for set_id, moved in boundary:
+                for t in self._starting_lexemes(relative, set_id):
+                    _, lexer_id, start = self._starting_thread(set_id, t, context)
+                    threads.append((set_id, lexer_id, start, moved))
+            threads = tuple(threads)
             cached = (threads, scanned == ESCAPED)
             self._relative_after_memo[key] = cached
         return cached
+
+
+def _context_bodies(grammar: Grammar) -> tuple:
+    """The bodies of the lookbehinds at the starts of ``grammar``'s terminals (``^`` and
+    ``\\b`` included), which read the character before a lexeme; each must match one
+    character."""
+    bodies: dict = {}
+    for name, term in grammar.terminals.items():
+        for look in start_lookbehinds(term):
+            if single_character(look.body) is None:
+                raise GrammarError(
+                    f"terminal {name}: a lookbehind at its start reads more than one character "
+                    "before it, which is not supported")
+            bodies.setdefault(look.body, None)
+    return tuple(bodies)

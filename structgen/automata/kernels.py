@@ -13,7 +13,8 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)
 def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_byte, node_depth,
-              subtree_end, node_token, out, pending_nodes, pending_states, end_nodes):
+              subtree_end, node_token, out, pending_nodes, pending_states, end_nodes,
+              end_states):
     """Mark in ``out`` (packed uint32 words) every token the DFA can read below the given roots.
 
     Walks the subtree of each trie node ``root_nodes[k]``, whose DFA state is ``root_states[k]``
@@ -24,7 +25,8 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
     is appended to ``pending_nodes``/``pending_states`` so the caller can build that row and
     resume there. When ``end_nodes`` is not empty, nodes with children where the DFA state is
     accepting are also appended to it (a grammar's terminal may end there and the rest of the
-    token continue in the next terminal). Returns the numbers of pending and of end nodes.
+    token continue in the next terminal), and their states to ``end_states`` (which tell what
+    the lexeme's end leaves to the next one). Returns the numbers of pending and of end nodes.
     Roots may lie below one another (a lexeme that can end at ``a`` and at ``ab``), so a node
     may be met once per root above it: entries beyond a buffer's end are counted, not written,
     and the caller grows the buffer and walks again (``out`` is only ever or-ed into).
@@ -48,6 +50,7 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
             if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
                 if n_ends < end_nodes.shape[0]:
                     end_nodes[n_ends] = i
+                    end_states[n_ends] = nxt
                 n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
                 if n_pending < pending_nodes.shape[0]:
@@ -63,7 +66,7 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
 
 def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth, node_byte,
                      node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
-                     end_nodes):
+                     end_nodes, end_states):
     """Pure-Python twin of :func:`walk_trie` (same arguments, same effects, same result)."""
     stack = [0] * (max_depth + 1)
     record_ends = len(end_nodes) > 0
@@ -83,6 +86,7 @@ def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth
             if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
                 if n_ends < len(end_nodes):
                     end_nodes[n_ends] = i
+                    end_states[n_ends] = nxt
                 n_ends += 1
             if not known[nxt] and subtree_end[i] > i + 1:
                 if n_pending < len(pending_nodes):

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.automata.kernels import child_bytes, walk_trie
@@ -157,7 +157,9 @@ def _bit_set(flags: np.ndarray) -> int:
 @dataclass(frozen=True, slots=True)
 class ShapeWalk:
     """What a grammar walk below trie nodes finds from a relative Earley set (see
-    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended at trie nodes ``roots``.
+    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended at trie nodes ``roots``,
+    leaving end context number ``context`` (``GrammarAutomaton.end_contexts``) to the lexemes
+    after it.
 
     ``tokens``: the tokens found (walk output words; None for none), valid in every context of
     the shape. ``escaped``: reading ``terminal`` completes something older than the relative
@@ -167,6 +169,7 @@ class ShapeWalk:
     """
 
     terminal: int
+    context: int
     roots: TrieNodes
     tokens: np.ndarray | None
     escaped: bool
@@ -183,10 +186,10 @@ class ShapeWalk:
         return 0 if self.tokens is None else self.tokens.nbytes
 
 
-def _shape_key(shape: int, terminal: int, roots: TrieNodes) -> tuple:
+def _shape_key(shape: int, terminal: int, context: int, roots: TrieNodes) -> tuple:
     """The mask cache key of the shape walk from ``shape`` after ``terminal`` ended at
-    ``roots``."""
-    return ("shape", shape, terminal, roots.digest)
+    ``roots`` leaving ``context``."""
+    return ("shape", shape, terminal, context, roots.digest)
 
 
 @dataclass(slots=True)
@@ -194,10 +197,11 @@ class _ShapeFrame:
     """A shape walk in progress: its own lexemes' tokens, and the parts below them."""
 
     terminal: int
+    context: int
     roots: TrieNodes
     escaped: bool
     tokens: list = field(default_factory=list)
-    parts: list = field(default_factory=list)  # (scanned, shape, terminal, trie nodes)
+    parts: list = field(default_factory=list)  # (scanned, shape, terminal, context, nodes)
     next_part: int = 0
 
     def result(self, made: dict) -> ShapeWalk:
@@ -217,7 +221,8 @@ class _ShapeFrame:
             if len(distinct) > 1:  # parts often find the same tokens: share their array
                 union = np.bitwise_or.reduce(distinct)
                 union.flags.writeable = False
-        return ShapeWalk(self.terminal, self.roots, union, self.escaped, tuple(below))
+        return ShapeWalk(self.terminal, self.context, self.roots, union, self.escaped,
+                         tuple(below))
 
 
 class _MaskCache:
@@ -297,7 +302,7 @@ class TokenConstraint:
         self._pending_buffers = [
             (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)) for _ in range(2)
         ]
-        self._end_buffer = np.empty(n, dtype=np.int32)
+        self._end_buffers = (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
         self._no_ends = np.empty(0, dtype=np.int32)
         start_mask = self.state_mask(self._dfa.start)
         if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
@@ -369,31 +374,36 @@ class TokenConstraint:
 
         A grammar state allows a token exactly when one of its threads does, since threads
         evolve independently. A thread's tokens are those that stay inside its terminal, which
-        depend on the terminal's DFA state alone and are cached per (terminal, DFA state) across
+        depend on the terminal's DFA state alone and are cached per (lexer, DFA state) across
         all parser contexts, plus those that end the terminal part-way. For those, the parser
         says which terminals may follow, and their lexers walk the trie below the nodes where
-        the terminal ended, recursively: the walks only ever use terminal DFAs.
+        the terminal ended, recursively: the walks only ever use terminal DFAs (read with the
+        guards of lookaheads that read on past a lexeme's end, see ``GuardedLexer``).
         """
         mask = self._cache.get(("thread", thread))
         if mask is not None:
             return mask
-        set_id, terminal, lexer_state = thread
-        inside, end_nodes = self._terminal_mask(terminal, lexer_state)
-        if not len(end_nodes.nodes):
+        set_id, lexer_id, lexer_state = thread
+        inside, ends = self._terminal_mask(lexer_id, lexer_state)
+        if not ends:
             mask = inside
         else:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             out[: self.num_words] = inside
-            self._walk_after(set_id, terminal, end_nodes, out)
+            terminal = self._dfa.lexer_terminal(lexer_id)
+            for end_class, end_nodes in ends:
+                context = self._dfa.end_context(lexer_id, end_class)
+                self._walk_after(set_id, terminal, context, end_nodes, out)
             mask = self._finish(out)
         mask.flags.writeable = False
         self._cache.put(("thread", thread), mask)
         return mask
 
-    def _walk_after(self, set_id: int, terminal: int, end_nodes: TrieNodes,
-                    out: np.ndarray) -> None:
+    def _walk_after(self, set_id: int, terminal: int, context: int,
+                    end_nodes: TrieNodes, out: np.ndarray) -> None:
         """Mark the tokens that continue, below ``end_nodes``, with the lexemes that may follow
-        ``terminal`` ending in Earley set ``set_id``; and so on for lexemes ending inside.
+        ``terminal`` ending in Earley set ``set_id`` and leaving end context ``context``; and
+        so on for lexemes ending inside.
 
         The walk runs on relative sets (``EarleyTables.relative``), so each part of it is done
         once for every context of that shape (:meth:`_shape_walk`); where a lexeme completes
@@ -403,13 +413,13 @@ class TokenConstraint:
         grammar = self._dfa
         tables = grammar.tables
         names = grammar.terminal_names
-        work = [(set_id, terminal, end_nodes)]
-        walked: dict[tuple[int, int], np.ndarray] = {}  # per (set, lexeme): node walked?
+        work = [(set_id, terminal, context, end_nodes)]
+        walked: dict[tuple, np.ndarray] = {}  # per (set, lexer, start): node walked?
         visited = {}  # parts are shared (a DAG): each is resolved once per real set (the
         # parts are kept here too, so that no id is reused while the walk runs)
         while work:
-            set_id, terminal, roots = work.pop()
-            walk = self._shape_walk(tables.relative(set_id), terminal, roots)
+            set_id, terminal, context, roots = work.pop()
+            walk = self._shape_walk(tables.relative(set_id), terminal, context, roots)
             if walk.tokens is not None:
                 out |= walk.tokens
             escaping = [(set_id, walk)] if walk.escapes else []
@@ -419,28 +429,30 @@ class TokenConstraint:
                     continue
                 visited[real, id(walk)] = walk
                 if walk.escaped:
-                    for next_set, next_terminal, start in grammar.scanned_threads(
-                            real, walk.terminal):
-                        if not walk.roots.next_bytes & self._lexer_first_bytes(next_terminal,
-                                                                                start):
+                    for next_set, lexer_id, start in grammar.scanned_threads(
+                            real, walk.terminal, walk.context):
+                        if not walk.roots.next_bytes & self._lexer_first_bytes(lexer_id, start):
                             continue
-                        fresh = self._not_walked(walked, (next_set, next_terminal), walk.roots)
+                        fresh = self._not_walked(walked, (next_set, lexer_id, start), walk.roots)
                         if fresh is None:
                             continue
-                        found, ends = self._lexeme_walk(next_terminal, start, fresh)
+                        found, ends = self._lexeme_walk(lexer_id, start, fresh)
                         if found is not None:
                             out |= found
-                        if len(ends.nodes):
-                            work.append((next_set, next_terminal, ends))
+                        next_terminal = grammar.lexer_terminal(lexer_id)
+                        for end_class, nodes in ends:
+                            work.append((next_set, next_terminal,
+                                         grammar.end_context(lexer_id, end_class), nodes))
                 for scanned, child in walk.below:  # the scan is memoized
                     escaping.append(
                         (tables.scan(real, names[walk.terminal]) if scanned else real, child))
 
     def _not_walked(self, walked: dict, lexeme: tuple, roots: TrieNodes) -> TrieNodes | None:
-        """``roots`` less the trie nodes ``lexeme`` (a real set and a terminal) was already
-        walked from in this walk, which are recorded; None when nothing is left. Ignored text
-        and lexemes that can end anywhere inside a word reach one set by many paths, each with
-        other trie nodes: walking each node once per lexeme keeps the walk linear."""
+        """``roots`` less the trie nodes ``lexeme`` (a real set, a lexer and its start state)
+        was already walked from in this walk, which are recorded; None when nothing is left.
+        Ignored text and lexemes that can end anywhere inside a word reach one set by many
+        paths, each with other trie nodes: walking each node once per lexeme keeps the walk
+        linear."""
         seen = walked.get(lexeme)
         if seen is None:
             walked[lexeme] = roots.nodes  # most lexemes come once: no flags yet
@@ -455,29 +467,30 @@ class TokenConstraint:
         seen[fresh] = True
         return roots if len(fresh) == len(roots.nodes) else TrieNodes.of(fresh, self._trie)
 
-    def _shape_walk(self, shape: int, terminal: int, end_nodes: TrieNodes) -> ShapeWalk:
+    def _shape_walk(self, shape: int, terminal: int, context: int,
+                    end_nodes: TrieNodes) -> ShapeWalk:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
         tell (see :class:`ShapeWalk`). Every part is cached: the walk below a lexeme recurs in
         every context of the same shape (the inside of a parenthesis at each depth)."""
-        key = _shape_key(shape, terminal, end_nodes)
+        key = _shape_key(shape, terminal, context, end_nodes)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         made: dict[tuple, ShapeWalk] = {}
-        frames = {key: self._shape_frame(shape, terminal, end_nodes)}
+        frames = {key: self._shape_frame(shape, terminal, context, end_nodes)}
         stack = [key]
         while stack:  # depth first, each part after the parts below it (lexemes are not empty,
             frame = frames[stack[-1]]  # so a part's trie nodes are deeper: there is no cycle)
             if frame.next_part < len(frame.parts):
-                _, part_shape, part_terminal, ends = frame.parts[frame.next_part]
-                part_key = _shape_key(part_shape, part_terminal, ends)
+                _, *part = frame.parts[frame.next_part]
+                part_key = _shape_key(*part)
                 frame.next_part += 1
                 if part_key not in made and part_key not in frames:
                     found = self._cache.get(part_key)
                     if found is not None:
                         made[part_key] = found
                     else:
-                        frames[part_key] = self._shape_frame(part_shape, part_terminal, ends)
+                        frames[part_key] = self._shape_frame(*part)
                         stack.append(part_key)
                 continue
             done_key = stack.pop()
@@ -485,65 +498,87 @@ class TokenConstraint:
             self._cache.put(done_key, walk, walk.nbytes)
         return made[key]
 
-    def _shape_frame(self, shape: int, terminal: int, roots: TrieNodes) -> _ShapeFrame:
+    def _shape_frame(self, shape: int, terminal: int, context: int,
+                     roots: TrieNodes) -> _ShapeFrame:
         """The first step of a shape walk: the lexemes after ``terminal`` walked below
         ``roots``; the parts below the trie nodes where they end are left to the caller."""
-        threads, escaped = self._dfa.relative_threads_after(shape, terminal)
-        frame = _ShapeFrame(terminal, roots, escaped)
-        for next_shape, next_terminal, scanned in threads:
-            if not roots.next_bytes & self._lexer_first_bytes(next_terminal, LEXER_START):
+        grammar = self._dfa
+        threads, escaped = grammar.relative_threads_after(shape, terminal, context)
+        frame = _ShapeFrame(terminal, context, roots, escaped)
+        for next_shape, lexer_id, start, scanned in threads:
+            if not roots.next_bytes & self._lexer_first_bytes(lexer_id, start):
                 continue
-            tokens, ends = self._lexeme_walk(next_terminal, LEXER_START, roots)
+            tokens, ends = self._lexeme_walk(lexer_id, start, roots)
             if tokens is not None:
                 frame.tokens.append(tokens)
-            if len(ends.nodes):
-                frame.parts.append((scanned, next_shape, next_terminal, ends))
+            next_terminal = grammar.lexer_terminal(lexer_id)
+            for end_class, nodes in ends:
+                frame.parts.append((scanned, next_shape, next_terminal,
+                                    grammar.end_context(lexer_id, end_class), nodes))
         return frame
 
-    def _lexer_first_bytes(self, terminal: int, lexer_state: int) -> int:
-        """The bytes ``terminal``'s lexer can read from ``lexer_state``, as a bit set."""
-        key = (terminal, lexer_state)
+    def _lexer_first_bytes(self, lexer_id: int, lexer_state: int) -> int:
+        """The bytes lexer ``lexer_id`` can read from ``lexer_state``, as a bit set."""
+        key = (lexer_id, lexer_state)
         found = self._first_bytes_memo.get(key)
         if found is None:
-            lexer = self._dfa.lexer(terminal)
+            lexer = self._dfa.lexer(lexer_id)
             lexer.materialize(lexer_state)
             found = self._first_bytes_memo[key] = _bit_set(lexer.trans[lexer_state] >= 0)
         return found
 
-    def _lexeme_walk(self, terminal: int, start: int,
-                     roots: TrieNodes) -> tuple[np.ndarray | None, TrieNodes]:
-        """The tokens below trie nodes ``roots`` that ``terminal``'s lexer reads from its state
+    def _lexeme_walk(self, lexer_id: int, start: int,
+                     roots: TrieNodes) -> tuple[np.ndarray | None, tuple]:
+        """The tokens below trie nodes ``roots`` that lexer ``lexer_id`` reads from its state
         ``start`` (as walk output words; None for none, the usual case), and the trie nodes
-        (with children) where the lexeme may end. Cached: it depends on the lexer alone, not
-        on the parser context, and the same lexeme after the same token prefixes recurs in many
-        contexts (an operator after a number, in every parser state that allows one)."""
-        key = ("lexeme", terminal, start, roots.digest)
+        (with children) where the lexeme may end, per end class (see :meth:`_walk_ends`).
+        Cached: it depends on the lexer alone, not on the parser context, and the same lexeme
+        after the same token prefixes recurs in many contexts (an operator after a number, in
+        every parser state that allows one)."""
+        key = ("lexeme", lexer_id, start, roots.digest)
         cached = self._cache.get(key)
         if cached is None:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
-            ends: list[np.ndarray] = []
-            self._walk_automaton(self._dfa.lexer(terminal), roots.nodes, start, out, ends)
+            lexer = self._dfa.lexer(lexer_id)
+            ends: list[tuple[np.ndarray, np.ndarray]] = []
+            self._walk_automaton(lexer, roots.nodes, start, out, ends)
             out.flags.writeable = False
-            cached = (out if out.any() else None,
-                      TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES, self._trie))
-            self._cache.put(key, cached)
+            found = self._walk_ends(lexer, ends)
+            cached = (out if out.any() else None, found)
+            self._cache.put(key, cached, out.nbytes + sum(n.nbytes for _, n in found))
         return cached
 
-    def _terminal_mask(self, terminal: int, lexer_state: int) -> tuple[np.ndarray, TrieNodes]:
-        """Tokens that stay inside ``terminal`` from ``lexer_state``, and the trie nodes (with
-        children) where the terminal may end."""
-        key = (terminal, lexer_state)
+    def _walk_ends(self, lexer: LazyAutomaton, ends: list) -> tuple:
+        """The trie nodes where a walk's lexeme ended, grouped by the end class of its state
+        there (what the end leaves to the next lexeme: guards, the last character's class):
+        ``((end class, TrieNodes), ...)``."""
+        if not ends:
+            return ()
+        nodes = np.concatenate([n for n, _ in ends])
+        if len(lexer.end_classes) == 1:  # the usual case: every end alike
+            return ((0, TrieNodes.of(nodes, self._trie)),)
+        classes = lexer.end_class[np.concatenate([s for _, s in ends])]
+        if (classes == classes[0]).all():
+            return ((int(classes[0]), TrieNodes.of(nodes, self._trie)),)
+        return tuple((int(c), TrieNodes.of(nodes[classes == c], self._trie))
+                     for c in np.unique(classes))
+
+    def _terminal_mask(self, lexer_id: int, lexer_state: int) -> tuple[np.ndarray, tuple]:
+        """Tokens that stay inside the lexeme of lexer ``lexer_id`` from ``lexer_state``, and
+        the trie nodes (with children) where the lexeme may end, per end class."""
+        key = (lexer_id, lexer_state)
         cached = self._cache.get(("terminal", key))
         if cached is None:
-            lexer = self._dfa.lexer(terminal)
+            lexer = self._dfa.lexer(lexer_id)
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
-            ends: list[np.ndarray] = []
+            ends: list[tuple[np.ndarray, np.ndarray]] = []
             self._walk_automaton(lexer, _TRIE_ROOT, lexer_state, out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
-            cached = (inside, TrieNodes.of(np.concatenate(ends) if ends else _NO_NODES,
-                                           self._trie))
-            self._cache.put(("terminal", key), cached)
+            found = self._walk_ends(lexer, ends)
+            cached = (inside, found)
+            self._cache.put(("terminal", key), cached,
+                            inside.nbytes + sum(n.nbytes for _, n in found))
         return cached
 
     def _walk(self, state: int) -> np.ndarray:
@@ -557,7 +592,7 @@ class TokenConstraint:
         """Set in ``out`` the tokens below trie nodes ``roots`` that ``automaton`` can read from
         its state ``start``. Rows met for the first time are built between rounds; each round
         resumes only the subtrees that waited for them. With ``ends``, the arrays of trie nodes
-        where the automaton accepts are appended to it."""
+        where the automaton accepts, and of its states there, are appended to it."""
         trie = self._trie
         automaton.materialize(start)
         root_states = np.full(len(roots), start, dtype=np.int32)
@@ -565,11 +600,13 @@ class TokenConstraint:
         while len(roots):
             while True:
                 pending_nodes, pending_states = self._pending_buffers[write]
-                end_buffer = self._end_buffer if ends is not None else self._no_ends
+                end_buffer, state_buffer = (self._end_buffers if ends is not None
+                                            else (self._no_ends, self._no_ends))
                 n_pending, n_ends = walk_trie(
                     automaton.trans, automaton.known, automaton.accepting, roots, root_states,
                     trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
                     trie.node_token, out, pending_nodes, pending_states, end_buffer,
+                    state_buffer,
                 )
                 if n_pending <= len(pending_nodes) and n_ends <= len(end_buffer):
                     break
@@ -579,9 +616,10 @@ class TokenConstraint:
                     self._pending_buffers[write] = (np.empty(size, dtype=np.int32),
                                                     np.empty(size, dtype=np.int32))
                 if n_ends > len(end_buffer):
-                    self._end_buffer = np.empty(size, dtype=np.int32)
+                    self._end_buffers = (np.empty(size, dtype=np.int32),
+                                         np.empty(size, dtype=np.int32))
             if n_ends:
-                ends.append(end_buffer[:n_ends].copy())
+                ends.append((end_buffer[:n_ends].copy(), state_buffer[:n_ends].copy()))
             roots, root_states = pending_nodes[:n_pending], pending_states[:n_pending]
             write = 1 - write
             for pending in set(root_states.tolist()):
@@ -675,10 +713,15 @@ class TokenConstraint:
         if state < 0:
             return None
         if self._completion is None:
-            kind = GrammarCompletion if isinstance(self._dfa, GrammarAutomaton) else (
-                RegularCompletion)
-            self._completion = kind(self._dfa, self._trie.single_bytes, self._byte_complete,
-                                    _MAX_COMPLETION_SEARCH)
+            dfa = self._dfa
+            if isinstance(dfa, GrammarAutomaton) and not dfa.sees_context:
+                self._completion = GrammarCompletion(dfa, self._trie.single_bytes,
+                                                     self._byte_complete, _MAX_COMPLETION_SEARCH)
+            else:  # lookarounds reading past a lexeme: searched in the automaton itself
+                self._completion = RegularCompletion(
+                    dfa, self._trie.single_bytes,
+                    self._byte_complete and not isinstance(dfa, GrammarAutomaton),
+                    _MAX_COMPLETION_SEARCH)
         found = self._completion.state(state)
         return None if found == INFINITE else int(found)
 

@@ -165,6 +165,31 @@ def _faces_out(term: Term, start: bool) -> bool:
     return False
 
 
+def start_lookbehinds(term: Term) -> list[Look]:
+    """The lookbehinds (``^`` and ``\\b`` included) a match of ``term`` may begin with: those
+    that read the text before the match."""
+    found: list[Look] = []
+    _collect_start_lookbehinds(term, found)
+    return list(dict.fromkeys(found))
+
+
+def _collect_start_lookbehinds(term: Term, found: list[Look]) -> None:
+    if isinstance(term, Look):
+        if not term.ahead:
+            found.append(term)
+    elif isinstance(term, Alt):
+        for item in term.items:
+            _collect_start_lookbehinds(item, found)
+    elif isinstance(term, Repeat):
+        if term.max != 0:
+            _collect_start_lookbehinds(term.item, found)
+    elif isinstance(term, Seq):
+        for item in term.items:
+            _collect_start_lookbehinds(item, found)
+            if not term_nullable(item):
+                break
+
+
 def non_empty_part(term: Term) -> Term:
     """The non-empty strings of ``term``.
 

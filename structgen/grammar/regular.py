@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
-from structgen.grammar.charset import CharSet
+from structgen.grammar.charset import ANY_CHAR, CharSet
 
 _COMPARED_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -153,6 +153,43 @@ def subterms(term: Term) -> Iterator[Term]:
             stack.append(node.body)
 
 
+def shortest_matches(term: Term) -> Term:
+    """The strings of ``term`` none of whose proper prefixes are in ``term``: what a
+    first-match lexer takes from a lazy pattern (``.*?``)."""
+    return Seq((Look(Seq((term, Chars(ANY_CHAR))), ahead=True, negate=True), term))
+
+
+def shortest_match_of(term: Term) -> Term | None:
+    """The term whose shortest matches ``term`` is (see :func:`shortest_matches`), if it is
+    such a term; else None. A grammar's terminal whose lookahead reads past its lexeme then
+    takes, instead, its first match in the text (``LazyByteDFA``)."""
+    if (isinstance(term, Seq) and len(term.items) == 2 and isinstance(term.items[0], Look)
+            and term.items[0].ahead and term.items[0].negate):
+        body = term.items[0].body
+        if (isinstance(body, Seq) and len(body.items) == 2 and body.items[0] == term.items[1]
+                and body.items[1] == Chars(ANY_CHAR)):
+            return term.items[1]
+    return None
+
+
+def single_character(term: Term) -> CharSet | None:
+    """The characters of ``term`` when it matches exactly one character; else None."""
+    if isinstance(term, Chars):
+        return term.charset
+    if isinstance(term, Seq) and len(term.items) == 1:
+        return single_character(term.items[0])
+    if isinstance(term, Repeat) and term.min == term.max == 1:
+        return single_character(term.item)
+    if isinstance(term, Alt) and term.items:
+        parts = [single_character(item) for item in term.items]
+        if all(part is not None for part in parts):
+            union = parts[0]
+            for part in parts[1:]:
+                union = union | part
+            return union
+    return None
+
+
 @lru_cache(maxsize=1 << 14)
 def literal(text: str) -> Term:
     """The term matching exactly ``text``; cached, since schemas spell the same property names,
@@ -178,9 +215,13 @@ def restrict_alphabet(term: Term, alphabet: CharSet) -> Term:
         cached = memo.get(id(node))
         if cached is not None:
             return cached
+        lazy = shortest_match_of(node)
         if isinstance(node, Chars):
             charset = node.charset & alphabet
             result: Term = Chars(charset) if charset else NOTHING
+        elif lazy is not None:  # kept recognisable: its lookahead reads only the term itself
+            inner = visit(lazy)
+            result = NOTHING if inner == NOTHING else shortest_matches(inner)
         elif isinstance(node, Seq):
             items = tuple(visit(x) for x in node.items)
             result = NOTHING if NOTHING in items else Seq(items)

@@ -17,30 +17,43 @@ Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the
   differ (``/a|ab/`` never lexes ``ab`` in Lark; here it does).
 * Ignored text may be split anywhere (see :mod:`structgen.grammar.cfg`); Lark skips the longest
   match of an ignored terminal only, which matters when a terminal may start with ignored text.
-* Lookarounds in a terminal see only the terminal's own text.
+* Lookarounds at a terminal's edges (also ``^``, ``$``, ``\\b``) see the text around its
+  lexeme, as they do for the first match at a position in lark's lexer; lark's complete
+  lexing also takes the prefixes of that match that match on their own text, which here must
+  match in their place too. A lookbehind at a terminal's start may read one character.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-import warnings
 from pathlib import Path
 
 import lark
 from lark.exceptions import LarkError
 from lark.load_grammar import load_grammar
 
-from structgen.automata.byte_dfa import LazyByteDFA, Limits
-from structgen.errors import GrammarError, LimitExceeded, RegexError
-from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, looks_outside, trim
-from structgen.grammar.charset import ANY_CHAR
-from structgen.grammar.regular import Alt, Chars, Look, Seq, Term
+from structgen.errors import GrammarError, RegexError
+from structgen.grammar.cfg import (
+    Expansion,
+    Grammar,
+    Nonterminal,
+    Terminal,
+    looks_outside,
+    start_lookbehinds,
+    trim,
+)
+from structgen.grammar.regular import (
+    Alt,
+    Term,
+    shortest_match_of,
+    shortest_matches,
+    single_character,
+)
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
-
-_EMPTINESS_SEARCH = Limits(max_states=20_000, max_compile_seconds=2.0)
 
 
 def load_lark(source: str | os.PathLike, start: str = "start") -> Grammar:
@@ -133,51 +146,26 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
     return term
 
 
-def _matches_nothing(term: Term) -> bool:
-    """Whether ``term`` matches no string, as far as a short search can tell (a search that
-    runs into its bounds counts as a match: the terminal is then only warned of)."""
-    try:
-        return LazyByteDFA(term, _EMPTINESS_SEARCH).language_is_empty()
-    except LimitExceeded:
-        return False
-
-
 def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text: str) -> None:
-    """Refuse, or warn of, terminals whose lookaround faces out of their match (a lookbehind
-    or ``^`` at the start, a lookahead, ``$`` or ``\\b`` at the end).
-
-    structgen matches a terminal on its own text, where lark's lexer lets the longest match at
-    a position see the text around it. A terminal that then matches nothing (text up to the
-    next lexeme, ``/.+?(?=\\n)/``) is refused, naming it, rather than silently never
-    matching; the others (``/select\\b/``, ``%ignore /^\\n/``) are named in one warning, as
-    they may accept or refuse what lark's would not.
-    """
-    facing_out = []
+    """Refuse, naming them, the terminals whose edge lookarounds structgen cannot let see the
+    text around their lexeme as lark's lexer does: a lookbehind at the start that reads more
+    than one character, and a lazy quantifier with a lookahead at the end (whose first match
+    depends on the text after it)."""
     for definition in definitions:
-        before, after = looks_outside(terminals[definition.name])
-        if not (before or after):
+        term = terminals[definition.name]
+        wide = [look for look in start_lookbehinds(term) if single_character(look.body) is None]
+        lazy = (isinstance(term, Alt) and looks_outside(term)[1]
+                and any(shortest_match_of(item) is not None for item in term.items))
+        if not (wide or lazy):
             continue
-        line, column = _locate(text, rf"^\s*{re.escape(definition.name)}\b")
         pattern = definition.pattern
-        named = f"{definition.name} {pattern.raw or pattern.value!r}"
-        edges = " and ".join(edge for edge, facing in (("start", before), ("end", after))
-                             if facing)
-        if _matches_nothing(terminals[definition.name]):
-            raise GrammarError(
-                f"terminal {named} matches nothing here: a lookaround at its {edges} reads text "
-                "outside it, which it does not see (structgen matches a terminal on its own "
-                "text; lark's lexer shows the longest match at a position the text around it)",
-                line, column)
-        facing_out.append(f"{named} ({f'line {line}, ' if line is not None else ''}{edges})")
-    if facing_out:
-        shown = ", ".join(facing_out[:8]) + (
-            f" and {len(facing_out) - 8} more" if len(facing_out) > 8 else "")
-        warnings.warn(
-            f"terminals whose lookaround faces out of them (a lookbehind or ^ at the start, a "
-            f"lookahead, $ or \\b at the end): {shown}. structgen matches a terminal on its own "
-            "text, which starts and ends there; lark's lexer shows the longest match at a "
-            "position the text around it, so strings that depend on that text are matched "
-            "differently", stacklevel=3)
+        problem = ("a lookbehind at its start reads more than one character before it" if wide
+                   else "a lazy alternative among others, with a lookahead at the end of the "
+                        "terminal that reads the text after its lexeme")
+        raise GrammarError(
+            f"terminal {definition.name} {pattern.raw or pattern.value!r}: {problem}, which "
+            "is not supported",
+            *_locate(text, rf"^\s*{re.escape(definition.name)}\b"))
 
 
 def _lexeme_term(regex: str) -> Term:
@@ -190,7 +178,7 @@ def _lexeme_term(regex: str) -> Term:
     alternatives = _top_level_alternatives(regex)
     if len(alternatives) > 1:
         return Alt(tuple(_lexeme_term(alternative) for alternative in alternatives))
-    return _shortest_matches(parse_regex(regex))
+    return shortest_matches(parse_regex(regex))
 
 
 def _top_level_alternatives(regex: str) -> list[str]:
@@ -209,7 +197,7 @@ def _top_level_alternatives(regex: str) -> list[str]:
                 cuts.append(i)
         if cuts:
             bounds = [-1, *cuts, len(regex)]
-            return [regex[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+            return [regex[a + 1:b] for a, b in itertools.pairwise(bounds)]
         if regex.startswith("(?:") and closes_at == len(regex) - 1:
             regex = regex[3:-1]
             continue
@@ -233,13 +221,6 @@ def _structural_chars(regex: str):
         else:
             yield i, char
         i += 1
-
-
-def _shortest_matches(term: Term) -> Term:
-    """The texts of ``term`` none of whose proper prefixes are in ``term``: what a first-match
-    lexer takes from a lazy pattern. (A lookahead inside a terminal sees only its own text.)"""
-    longer = Seq((term, Chars(ANY_CHAR)))
-    return Seq((Look(longer, ahead=True, negate=True), term))
 
 
 def _has_lazy_quantifier(regex: str) -> bool:

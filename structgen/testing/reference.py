@@ -8,8 +8,17 @@ characters.
 
 from __future__ import annotations
 
-from structgen.grammar.cfg import Grammar, Nonterminal, Terminal
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
+from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, looks_outside
+from structgen.grammar.regular import (
+    Alt,
+    Chars,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    shortest_match_of,
+    subterms,
+)
 
 __all__ = ["fullmatch", "grammar_accepts"]
 
@@ -100,8 +109,8 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
     """Whether ``text`` is in the language of ``grammar`` (see :mod:`structgen.grammar.cfg`).
 
     An Earley recognizer over character positions: a terminal spans ``text[i:j]`` when its term
-    fully matches that slice, and before each terminal and at the end any run of ignored
-    terminals may be skipped. Items are ``(rule, alternative, dot, origin)``; each chart column is
+    matches that slice, its edge lookarounds reading the text around it (see :func:`_spans`),
+    and before each terminal and at the end any run of ignored terminals may be skipped. Items are ``(rule, alternative, dot, origin)``; each chart column is
     closed under prediction and completion by a worklist, which also completes rules that derive
     the empty string (a rule completed at the current column is remembered, and items predicted
     afterwards that expect it advance at once).
@@ -129,20 +138,24 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
 
 
 def _spans(term: Term, text: str) -> list[set[int]]:
-    """``ends[i]``: the ``j > i`` with ``fullmatch(term, text[i:j])``.
+    """``ends[i]``: the ``j > i`` where a lexeme of ``term`` starting at ``i`` may end.
 
-    Without lookarounds a match of ``text[i:j]`` does not depend on the text around it, so one
-    matcher over the whole text gives every end at once; with them, each slice is tried alone.
+    Its lookbehinds read the text before it; a lookahead at its end reads the text after it,
+    the others only the lexeme (the text ends there for them); a lazy term's lexeme is its
+    first match (``shortest_matches``). Without lookarounds a match does not depend on the
+    text around it, so one matcher over the whole text gives every end at once.
     """
     n = len(text)
-    if not _has_look(term):
+    lazy = shortest_match_of(term)
+    inner = term if lazy is None else lazy
+    if not any(isinstance(node, Look) for node in subterms(term)) or looks_outside(inner)[1]:
         matcher = _Matcher(text)
-        return [{j for j in matcher.ends(term, i) if j > i} for i in range(n + 1)]
-    return [{j for j in range(i + 1, n + 1) if fullmatch(term, text[i:j])} for i in range(n + 1)]
-
-
-def _has_look(term: Term) -> bool:
-    return any(isinstance(node, Look) for node in subterms(term))
+        ends = [{j for j in matcher.ends(inner, i) if j > i} for i in range(n + 1)]
+    else:
+        up_to = [_Matcher(text[:j]) for j in range(n + 1)]
+        ends = [{j for j in range(i + 1, n + 1) if j in up_to[j].ends(inner, i)}
+                for i in range(n + 1)]
+    return [{min(found)} if lazy is not None and found else found for found in ends]
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
