@@ -331,11 +331,10 @@ class GrammarAutomaton(LazyAutomaton):
         """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""
         return self._terminal_index[name]
 
-    def scanned_threads(self, set_id: int, terminal: int, context: int) -> frozenset:
-        """The threads that start once the parser in Earley set ``set_id`` reads ``terminal``,
-        whose lexeme end left end context number ``context``."""
-        scanned = self.tables.scan(set_id, self.terminal_names[terminal])
-        return self._spawn(scanned, context) if scanned >= 0 else frozenset()
+    def spawned_threads(self, set_id: int, context: int) -> frozenset:
+        """The threads that start a lexeme in Earley set ``set_id`` after a lexeme end that
+        left end context number ``context``."""
+        return self._spawn(set_id, context)
 
     def relative_threads_after(self, shape: int, terminal: int,
                                context: int) -> tuple[tuple, bool]:

@@ -295,6 +295,8 @@ class TokenConstraint:
         self._cache = _MaskCache(limits.max_mask_cache_bytes)
         self._live_states: dict[int, bool] = {}
         self._first_bytes_memo: dict[tuple[int, int], int] = {}
+        self._starting_memo: dict[tuple[int, int], tuple] = {}
+        self._relative_memo: dict[tuple[int, int, int], tuple] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
@@ -414,7 +416,7 @@ class TokenConstraint:
         tables = grammar.tables
         names = grammar.terminal_names
         work = [(set_id, terminal, context, end_nodes)]
-        walked: dict[tuple, np.ndarray] = {}  # per (set, lexer, start): node walked?
+        walked: dict[tuple, np.ndarray] = {}  # per (set, end context): node walked?
         visited = {}  # parts are shared (a DAG): each is resolved once per real set (the
         # parts are kept here too, so that no id is reused while the walk runs)
         while work:
@@ -428,38 +430,49 @@ class TokenConstraint:
                 if (real, id(walk)) in visited:
                     continue
                 visited[real, id(walk)] = walk
-                if walk.escaped:
-                    for next_set, lexer_id, start in grammar.scanned_threads(
-                            real, walk.terminal, walk.context):
-                        if not walk.roots.next_bytes & self._lexer_first_bytes(lexer_id, start):
-                            continue
-                        fresh = self._not_walked(walked, (next_set, lexer_id, start), walk.roots)
-                        if fresh is None:
+                after = tables.scan(real, names[walk.terminal]) if walk.escaped else -1
+                fresh = (self._not_walked(walked, (after, walk.context), walk.roots)
+                         if after >= 0 else None)
+                if fresh is not None:
+                    for lexer_id, start, first_bytes in self._starting_lexemes(after,
+                                                                               walk.context):
+                        if not fresh.next_bytes & first_bytes:
                             continue
                         found, ends = self._lexeme_walk(lexer_id, start, fresh)
                         if found is not None:
                             out |= found
                         next_terminal = grammar.lexer_terminal(lexer_id)
                         for end_class, nodes in ends:
-                            work.append((next_set, next_terminal,
+                            work.append((after, next_terminal,
                                          grammar.end_context(lexer_id, end_class), nodes))
                 for scanned, child in walk.below:  # the scan is memoized
                     escaping.append(
                         (tables.scan(real, names[walk.terminal]) if scanned else real, child))
 
-    def _not_walked(self, walked: dict, lexeme: tuple, roots: TrieNodes) -> TrieNodes | None:
-        """``roots`` less the trie nodes ``lexeme`` (a real set, a lexer and its start state)
-        was already walked from in this walk, which are recorded; None when nothing is left.
-        Ignored text and lexemes that can end anywhere inside a word reach one set by many
-        paths, each with other trie nodes: walking each node once per lexeme keeps the walk
-        linear."""
-        seen = walked.get(lexeme)
+    def _starting_lexemes(self, set_id: int, context: int) -> tuple:
+        """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
+        end context ``context``: ``(lexer, start state, the bytes it reads first)``."""
+        key = (set_id, context)
+        found = self._starting_memo.get(key)
+        if found is None:
+            found = self._starting_memo[key] = tuple(
+                (lexer_id, start, self._lexer_first_bytes(lexer_id, start))
+                for _, lexer_id, start in self._dfa.spawned_threads(set_id, context))
+        return found
+
+    def _not_walked(self, walked: dict, start: tuple, roots: TrieNodes) -> TrieNodes | None:
+        """``roots`` less the trie nodes the lexemes that ``start`` (a real set and the end
+        context of the lexeme before) starts were already walked from in this walk, which are
+        recorded; None when nothing is left. Ignored text and lexemes that can end anywhere
+        inside a word reach one set by many paths, each with other trie nodes: walking each
+        node once per set keeps the walk linear."""
+        seen = walked.get(start)
         if seen is None:
-            walked[lexeme] = roots.nodes  # most lexemes come once: no flags yet
+            walked[start] = roots.nodes  # most sets come once: no flags yet
             return roots
         if seen.dtype != np.bool_:
             nodes = seen
-            seen = walked[lexeme] = np.zeros(self._trie.num_nodes, dtype=np.bool_)
+            seen = walked[start] = np.zeros(self._trie.num_nodes, dtype=np.bool_)
             seen[nodes] = True
         fresh = roots.nodes[~seen[roots.nodes]]
         if not len(fresh):
@@ -503,10 +516,17 @@ class TokenConstraint:
         """The first step of a shape walk: the lexemes after ``terminal`` walked below
         ``roots``; the parts below the trie nodes where they end are left to the caller."""
         grammar = self._dfa
-        threads, escaped = grammar.relative_threads_after(shape, terminal, context)
+        key = (shape, terminal, context)
+        found = self._relative_memo.get(key)
+        if found is None:
+            threads, escaped = grammar.relative_threads_after(shape, terminal, context)
+            found = self._relative_memo[key] = escaped, tuple(
+                (next_shape, lexer_id, start, scanned, self._lexer_first_bytes(lexer_id, start))
+                for next_shape, lexer_id, start, scanned in threads)
+        escaped, threads = found
         frame = _ShapeFrame(terminal, context, roots, escaped)
-        for next_shape, lexer_id, start, scanned in threads:
-            if not roots.next_bytes & self._lexer_first_bytes(lexer_id, start):
+        for next_shape, lexer_id, start, scanned, first_bytes in threads:
+            if not roots.next_bytes & first_bytes:
                 continue
             tokens, ends = self._lexeme_walk(lexer_id, start, roots)
             if tokens is not None:
