@@ -97,14 +97,6 @@ def _lookbehind_nodes(term: Term) -> list[Look]:
     return [x for x in subterms(term) if isinstance(x, Look) and not x.ahead]
 
 
-def _single_character(body: Term) -> CharSet:
-    """The characters of a lookbehind body that matches exactly one character."""
-    chars = single_character(body)
-    if chars is None:
-        raise ValueError(f"not a one-character lookbehind body: {body!r}")
-    return chars
-
-
 class LazyAutomaton:
     """A byte automaton whose states and rows are built on demand.
 
@@ -199,8 +191,9 @@ class LazyByteDFA(LazyAutomaton):
     As a grammar's terminal (``lexeme``), the term is followed by the end of its lexeme
     (``END``) rather than of the text, so that its lookaheads read the text after the lexeme:
     a state where the lexeme may end then has a *guard*, the state of the lookaheads still
-    reading on (:meth:`end_obligation`), itself a state of this DFA over the text that
-    follows; its accepting states are those where the text may end. ``context`` are the
+    reading on (``TermAlgebra.end_obligation``), itself a state of this DFA over the text
+    that follows; its accepting states are those where the text may end. A lazy term
+    (``shortest_matches``) takes its first match in the text. ``context`` are the
     one-character lookbehind bodies the grammar's terminals read before their start: this DFA
     tracks which of them hold at each lexeme end, for the lexemes after it
     (:meth:`start_after`).
@@ -268,13 +261,19 @@ class LazyByteDFA(LazyAutomaton):
     def _guard(self, key) -> int | None:
         """The guard of a lexeme ending in the character state ``key``: -1 for none, a state
         of this DFA for lookaheads that read on, None when the lexeme cannot end there."""
+        found = self._guard_key(key)
+        if found is None or found[0] == self.algebra.sigma_star():
+            return None if found is None else -1
+        return self._char_state(found)
+
+    def _guard_key(self, key) -> tuple | None:
+        """The character-state key of :meth:`_guard`'s state (``Σ*`` for none); None when it
+        is dead."""
         term, trackers = key
         obligation = self.algebra.end_obligation(term, self._behind(trackers))
-        if obligation == self.algebra.sigma_star():
-            return -1
         if obligation == EMPTY or not self.is_live((obligation, trackers)):
             return None
-        return self._char_state((obligation, trackers))
+        return obligation, trackers
 
     def _going_on(self, term: int, behind: frozenset) -> int:
         """The part of state ``term`` that reads on: all of it, but for a lazy terminal's
@@ -309,7 +308,7 @@ class LazyByteDFA(LazyAutomaton):
         if state is None:
             term, trackers = self.start_key
             algebra = self.algebra
-            shown = {self.context[i]: _single_character(self.context[i]) for i in held}
+            shown = {self.context[i]: single_character(self.context[i]) for i in held}
             trackers = tuple(
                 algebra.derivative(tracker, shown[body].ranges[0][0], frozenset())
                 if (body := algebra.heads[h][1]) in shown else tracker
@@ -425,7 +424,7 @@ class LazyByteDFA(LazyAutomaton):
         end there, or for a lexeme, the lexeme may end (its guard being live)."""
         term, trackers = key
         if self.lexeme and self.algebra.has_end(term):
-            return self._guard(key) is not None
+            return self._guard_key(key) is not None
         return self.algebra.nullable(term, self._behind(trackers))
 
     def shortest_completion(self, state: int) -> float | None:

@@ -31,7 +31,7 @@ import numpy as np
 from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
-from structgen.grammar.cfg import Grammar, looks_outside, start_lookbehinds
+from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
 from structgen.grammar.regular import single_character
 
 NO_GUARDS: frozenset = frozenset()
@@ -111,9 +111,6 @@ class GuardedLexer(LazyAutomaton):
             else:
                 out[byte] = self._state(int(row[byte]), frozenset(pending))
         return out
-
-    def language_is_empty(self) -> bool:
-        return self.base.language_is_empty()
 
 
 class GrammarAutomaton(LazyAutomaton):
@@ -369,7 +366,7 @@ def _context_bodies(grammar: Grammar) -> tuple:
     character."""
     bodies: dict = {}
     for name, term in grammar.terminals.items():
-        for look in start_lookbehinds(term):
+        for look in edge_lookarounds(term, True):
             if single_character(look.body) is None:
                 raise GrammarError(
                     f"terminal {name}: a lookbehind at its start reads more than one character "

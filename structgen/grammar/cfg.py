@@ -142,52 +142,30 @@ def term_nullable(term: Term) -> bool:
 def looks_outside(term: Term) -> tuple[bool, bool]:
     """Whether a match of ``term`` may begin with a lookbehind (which then reads the text
     before the match) and end with a lookahead (which reads the text after it): anchors and
-    ``\\b`` included, as they are lookarounds. A terminal of a grammar is matched on its own
-    text, so such a lookaround sees the start or the end of the text there."""
-    return _faces_out(term, True), _faces_out(term, False)
+    ``\\b`` included, as they are lookarounds."""
+    return bool(edge_lookarounds(term, True)), bool(edge_lookarounds(term, False))
 
 
 @lru_cache(maxsize=1 << 16)
-def _faces_out(term: Term, start: bool) -> bool:
-    """Whether a lookaround facing out of ``term`` may sit at its ``start`` (else its end)."""
+def edge_lookarounds(term: Term, start: bool) -> tuple[Look, ...]:
+    """The lookarounds facing out of ``term`` that may sit at its ``start`` (lookbehinds,
+    ``^`` and ``\\b`` included, which read the text before a match) or its end (lookaheads),
+    each once."""
     if isinstance(term, Look):
-        return term.ahead != start
+        return (term,) if term.ahead != start else ()
     if isinstance(term, Alt):
-        return any(_faces_out(item, start) for item in term.items)
-    if isinstance(term, Repeat):
-        return term.max != 0 and _faces_out(term.item, start)
-    if isinstance(term, Seq):
-        for item in term.items if start else reversed(term.items):
-            if _faces_out(item, start):
-                return True
-            if not term_nullable(item):
-                return False
-    return False
-
-
-def start_lookbehinds(term: Term) -> list[Look]:
-    """The lookbehinds (``^`` and ``\\b`` included) a match of ``term`` may begin with: those
-    that read the text before the match."""
-    found: list[Look] = []
-    _collect_start_lookbehinds(term, found)
-    return list(dict.fromkeys(found))
-
-
-def _collect_start_lookbehinds(term: Term, found: list[Look]) -> None:
-    if isinstance(term, Look):
-        if not term.ahead:
-            found.append(term)
-    elif isinstance(term, Alt):
-        for item in term.items:
-            _collect_start_lookbehinds(item, found)
+        parts = [edge_lookarounds(item, start) for item in term.items]
     elif isinstance(term, Repeat):
-        if term.max != 0:
-            _collect_start_lookbehinds(term.item, found)
+        parts = [edge_lookarounds(term.item, start)] if term.max != 0 else []
     elif isinstance(term, Seq):
-        for item in term.items:
-            _collect_start_lookbehinds(item, found)
+        parts = []
+        for item in term.items if start else reversed(term.items):
+            parts.append(edge_lookarounds(item, start))
             if not term_nullable(item):
                 break
+    else:
+        parts = []
+    return tuple(dict.fromkeys(look for part in parts for look in part))
 
 
 def non_empty_part(term: Term) -> Term:

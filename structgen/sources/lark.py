@@ -40,8 +40,8 @@ from structgen.grammar.cfg import (
     Grammar,
     Nonterminal,
     Terminal,
+    edge_lookarounds,
     looks_outside,
-    start_lookbehinds,
     trim,
 )
 from structgen.grammar.regular import (
@@ -153,7 +153,7 @@ def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text:
     depends on the text after it)."""
     for definition in definitions:
         term = terminals[definition.name]
-        wide = [look for look in start_lookbehinds(term) if single_character(look.body) is None]
+        wide = [look for look in edge_lookarounds(term, True) if single_character(look.body) is None]
         lazy = (isinstance(term, Alt) and looks_outside(term)[1]
                 and any(shortest_match_of(item) is not None for item in term.items))
         if not (wide or lazy):
