@@ -172,7 +172,7 @@ CORPUS = [
     # lookarounds
     (r"^(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{8,}$", 0),
     (r"^(?!.*--)[a-z-]+$", 0),
-    (r"(?<=a)b|a(?<!a)c|(?<=^)x", 0),
+    (r"(?<=a)b|a(?<!a)c|^x", 0),
     (r"\w+(?<!_)(?<![.])", 0),
     (r"(?<=\d{2})x|ab(?=c)c|(?!a)\w", 0),
     (r"(?:(?!ab).)*", re.DOTALL),
@@ -734,6 +734,8 @@ UNSUPPORTED = [
     ("a(?1)", "(?1", "recursion"),
     ("(?P<n>a)(?P>n)", "(?P>", "recursion"),
     ("(?t)a", None, "TEMPLATE"),
+    ("a(?<=\\ba)", "(?<=", "a lookaround or anchor inside a lookbehind"),
+    ("x(?<!(?=y)x)", "(?<!", "a lookaround or anchor inside a lookbehind"),
 ]
 
 

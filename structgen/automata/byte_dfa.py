@@ -204,10 +204,13 @@ class LazyByteDFA(LazyAutomaton):
     """
 
     def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: bool = False,
-                 context: tuple[Term, ...] = ()):
+                 longest: bool = False, context: tuple[Term, ...] = ()):
         super().__init__(limits)
         self.algebra = TermAlgebra()
         self.lexeme = lexeme
+        # An ignored terminal's lexeme is its longest match, as lark's lexer takes it: it may
+        # end only where the text after it does not make a longer one (see ``_guard_key``).
+        self._longest = longest
         # A lazy terminal's lexeme is its first match: it goes on past a point where it may
         # end only where the text after that point fails the guard there (see ``_going_on``).
         lazy = shortest_match_of(term) if lexeme else None
@@ -270,10 +273,26 @@ class LazyByteDFA(LazyAutomaton):
         """The character-state key of :meth:`_guard`'s state (``Σ*`` for none); None when it
         is dead."""
         term, trackers = key
-        obligation = self.algebra.end_obligation(term, self._behind(trackers))
+        behind = self._behind(trackers)
+        obligation = self.algebra.end_obligation(term, behind)
+        if self._longest and obligation != EMPTY:
+            obligation = self.algebra.intersection(
+                [obligation, self.algebra.complement(self._longer_match(term, behind))])
         if obligation == EMPTY or not self.is_live((obligation, trackers)):
             return None
         return obligation, trackers
+
+    def _longer_match(self, term: int, behind: frozenset) -> int:
+        """The texts after which the lexeme in state ``term`` has a longer match: a first
+        character it reads, then the rest of a (possibly empty) completion."""
+        algebra = self.algebra
+        parts = []
+        for block in _minterms(algebra.first_sets(term, behind)):
+            rest = algebra.derivative(term, block.ranges[0][0], behind)
+            if rest != EMPTY:
+                parts.append(algebra.cat(algebra.chars_head(block),
+                                         algebra.any_text_after_end(rest)))
+        return algebra.union(parts)
 
     def _going_on(self, term: int, behind: frozenset) -> int:
         """The part of state ``term`` that reads on: all of it, but for a lazy terminal's

@@ -71,6 +71,7 @@ class TermAlgebra:
     _relaxed_memo: dict[int, float] = field(default_factory=dict)
     _obligation_memo: dict[tuple, int] = field(default_factory=dict)
     _has_end_memo: dict[int, bool] = field(default_factory=dict)
+    _after_end_memo: dict[int, int] = field(default_factory=dict)
     _sigma_star: int = -1
     _cuts: int = 0  # re-entries cut by ``_derive`` so far (see there)
 
@@ -108,6 +109,10 @@ class TermAlgebra:
         if head is None:
             return EMPTY
         return self.cat(head, tail)
+
+    def chars_head(self, chars: CharSet) -> int:
+        """The head of one character of ``chars`` (not empty)."""
+        return self._head(Chars(chars))
 
     def lookbehind_head(self, body: Term, negate: bool = False) -> int:
         """The head of the lookbehind ``(?<=body)`` (``(?<!body)``), registering its tracker."""
@@ -324,6 +329,27 @@ class TermAlgebra:
             result = self._cat_obligation(key[1], key[2], behind)
         self._obligation_memo[memo_key] = result
         return result
+
+    def any_text_after_end(self, t: int) -> int:
+        """``t`` with the end of its lexeme read as "any text follows" (``END`` as ``Σ*``): the
+        texts that begin with a completion of the lexeme (the empty one included) whose
+        lookaheads hold on the rest."""
+        cached = self._after_end_memo.get(t)
+        if cached is None:
+            key = self.terms[t]
+            kind = key[0]
+            if kind == _END:
+                cached = self.sigma_star()
+            elif not self.has_end(t):
+                cached = t
+            elif kind == _CAT:
+                cached = self.cat(key[1], self.any_text_after_end(key[2]))
+            elif kind == _OR:
+                cached = self.union(self.any_text_after_end(x) for x in key[1])
+            else:  # an intersection (lexeme parts never sit under a complement)
+                cached = self.intersection([self.any_text_after_end(x) for x in key[1]])
+            self._after_end_memo[t] = cached
+        return cached
 
     def _cat_obligation(self, head: int, tail: int, behind: frozenset) -> int:
         h = self.heads[head]

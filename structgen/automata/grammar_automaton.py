@@ -32,7 +32,7 @@ from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyBy
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
 from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
-from structgen.grammar.regular import single_character
+from structgen.grammar.regular import shortest_match_of, single_character
 
 NO_GUARDS: frozenset = frozenset()
 
@@ -133,9 +133,15 @@ class GrammarAutomaton(LazyAutomaton):
         self.terminal_names = list(grammar.terminals)
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
         self.context = _context_bodies(grammar)
+        self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
+        # Ignored text is taken by its longest match, as lark's lexer takes it (but a lazy
+        # terminal's, which is its first): a guard after it refuses what would lengthen it.
+        self._longest = frozenset(
+            i for i in self._ignored
+            if shortest_match_of(grammar.terminals[self.terminal_names[i]]) is None)
         self._lexeme_ends = frozenset(  # the terminals with a lookahead at their end
             i for i, name in enumerate(self.terminal_names)
-            if looks_outside(grammar.terminals[name])[1])
+            if looks_outside(grammar.terminals[name])[1]) | self._longest
         # Built on first use: a constraint's first masks read only the terminals it starts with.
         count = len(self.terminal_names)
         self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
@@ -146,7 +152,7 @@ class GrammarAutomaton(LazyAutomaton):
         self.end_contexts: list[EndContext] = [EndContext(NO_GUARDS, frozenset())]
         self._end_context_ids: dict[EndContext, int] = {self.end_contexts[0]: PLAIN_END}
         self._class_contexts: dict[tuple[int, int], int] = {}
-        self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
+        self._starting_memo: dict[tuple[int, int], tuple | None] = {}
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
         self._relative_after_memo: dict[tuple, tuple[tuple, bool]] = {}
@@ -167,17 +173,42 @@ class GrammarAutomaton(LazyAutomaton):
         key = (set_id, context)
         cached = self._spawn_memo.get(key)
         if cached is None:
-            cached = frozenset(self._starting_thread(set_id, t, context)
-                               for t in self._starting_lexemes(self.tables, set_id))
+            cached = frozenset((set_id,) + start for t in self._starting_lexemes(self.tables, set_id)
+                               if (start := self._lexeme_start(t, context)) is not None)
             self._spawn_memo[key] = cached
         return cached
 
-    def _starting_thread(self, set_id: int, terminal: int, context: int) -> tuple:
+    def _lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
+        """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
+        left end context ``context``; None when its guards refuse every first byte. Guards
+        that every first byte settles (``\\b`` before a space) leave the terminal's own lexer,
+        so that it shares its walks with every other context."""
         if context == PLAIN_END:
-            return (set_id, terminal, LEXER_START)
+            return terminal, LEXER_START
+        key = (terminal, context)
+        if key in self._starting_memo:
+            return self._starting_memo[key]
         guards, held = self.end_contexts[context]
-        lexer_id = self.lexer_id(terminal, guards)
-        return (set_id, lexer_id, self.lexer(lexer_id).start_after(held))
+        lexer = self.lexer(terminal)
+        start = lexer.start_after(held)
+        lexer.materialize(start)
+        first = np.flatnonzero(lexer.trans[start] >= 0).tolist()
+        pending = refused = False
+        for guarded, guard in guards:
+            guard_lexer = self.lexer(guarded)
+            for byte in first:
+                after = guard_lexer.step(guard, byte)
+                refused = refused or after < 0
+                pending = pending or (after >= 0 and not guard_lexer.guard_discharged(after))
+        found: tuple[int, int] | None = (terminal, start)
+        if pending or refused:
+            lexer_id = self.lexer_id(terminal, guards)
+            found = (lexer_id, self.lexer(lexer_id).start_after(held))
+            self.lexer(lexer_id).materialize(found[1])
+            if not (self.lexer(lexer_id).trans[found[1]] >= 0).any():
+                found = None
+        self._starting_memo[key] = found
+        return found
 
     def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> set[int]:
         """The terminals (by number) a new lexeme may be of in set ``set_id`` of ``tables``:
@@ -234,7 +265,7 @@ class GrammarAutomaton(LazyAutomaton):
             alive = {t for t in alive if not self._exhausted(t)}
             for set_id, guards in boundary:
                 alive |= self._spawn(set_id, self._context_id(EndContext(guards, held)))
-            if alive or any(self.tables.accepts(s) and self._may_end_text(g) for s, g in boundary):
+            if alive or boundary:  # boundary alone: the guards refuse all that may follow
                 out[byte] = self._state(frozenset(alive), boundary)
         return out
 
@@ -276,8 +307,8 @@ class GrammarAutomaton(LazyAutomaton):
         if lexer is None:
             name = self.terminal_names[lexer_id]
             lexer = self._lexers[lexer_id] = LazyByteDFA(
-                self.grammar.terminals[name], self.limits,
-                lexeme=lexer_id in self._lexeme_ends, context=self.context)
+                self.grammar.terminals[name], self.limits, lexeme=lexer_id in self._lexeme_ends,
+                longest=lexer_id in self._longest, context=self.context)
             assert lexer.start == LEXER_START
         return lexer
 
@@ -349,12 +380,9 @@ class GrammarAutomaton(LazyAutomaton):
             scanned = relative.scan(shape, self.terminal_names[terminal])
             if scanned >= 0:
                 boundary.append((relative.relative(scanned), True))
-            threads = []
-            for set_id, moved in boundary:
-                for t in self._starting_lexemes(relative, set_id):
-                    _, lexer_id, start = self._starting_thread(set_id, t, context)
-                    threads.append((set_id, lexer_id, start, moved))
-            threads = tuple(threads)
+            threads = tuple((set_id, *start, moved) for set_id, moved in boundary
+                            for t in self._starting_lexemes(relative, set_id)
+                            if (start := self._lexeme_start(t, context)) is not None)
             cached = (threads, scanned == ESCAPED)
             self._relative_after_memo[key] = cached
         return cached

@@ -9,9 +9,12 @@ names: :func:`validate`, :func:`nullable`, :func:`productive`, :func:`reachable`
 Semantics. A text is in the language when it splits as ``g0 t1 g1 t2 ... tk gk`` where the
 terminal names ``T1 .. Tk`` are derived from ``start``, each ``ti`` fully matches the term of
 ``Ti``, and each gap ``gi`` is a (possibly empty) run of texts each fully matching the term of an
-``ignore`` terminal. This is Lark's ``%ignore``: ignored text may stand between any two terminals
-and at both ends of the input, never inside a terminal. Terminals never match the empty string
-(a lexer would loop on them; Lark refuses them too); a rule may derive the empty string.
+``ignore`` terminal, each the longest such match there (a lazy one the first). This is Lark's
+``%ignore``: ignored text may stand between any two terminals and at both ends of the input,
+never inside a terminal; its lexer takes an ignored terminal's first match, the longest for a
+greedy pattern (a ``#[^\\n]*`` comment runs to the end of its line). Terminals never match the
+empty string (a lexer would loop on them; Lark refuses them too); a rule may derive the empty
+string.
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ from typing import NamedTuple
 
 from structgen.errors import EmptyLanguage, GrammarError
 from structgen.grammar.charset import ANY_CHAR, CharSet
-from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, subterms
+from structgen.grammar.regular import (
+    NOTHING,
+    Alt,
+    Chars,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    single_character,
+    subterms,
+)
 
 __all__ = [
     "Expansion",
@@ -397,12 +410,13 @@ def _regular_order(grammar: Grammar) -> list[str]:
     order: list[str] = []
     done: set[str] = set()
     pending = list(grammar.rules)
-    gap_has_lookaround = any(_has_lookaround(grammar.terminals[n]) for n in grammar.ignore)
+    gaps_kept_out = any(_has_lookaround(grammar.terminals[n])
+                        or _longest_matches(grammar.terminals[n]) is None for n in grammar.ignore)
     changed = True
     while changed:
         changed = False
         for name in pending:
-            if name not in done and _is_regular(grammar, name, done, gap_has_lookaround):
+            if name not in done and _is_regular(grammar, name, done, gaps_kept_out):
                 order.append(name)
                 done.add(name)
                 changed = True
@@ -410,20 +424,22 @@ def _regular_order(grammar: Grammar) -> list[str]:
     return order
 
 
-def _is_regular(grammar: Grammar, name: str, done: set[str], gap_has_lookaround: bool) -> bool:
+def _is_regular(grammar: Grammar, name: str, done: set[str], gaps_kept_out: bool) -> bool:
     """Whether rule ``name`` is regular once the rules in ``done`` are (see above).
 
-    A rule using a terminal with a lookaround is not: a lookaround sees only its terminal's
-    own text, and inside a longer terminal it would see the text around it too (the negative
-    lookahead that makes ``ESCAPED_STRING`` stop at its first closing quote would reject a
-    list of strings). Nor, when an ignored terminal has one (``%ignore C_COMMENT``), is a rule
-    whose terminal would hold ignored text: one with a self-reference or a sequence of symbols.
+    A rule using a terminal with a lookaround is not: inside a longer terminal, a lookaround
+    would see other text (the negative lookahead that makes ``ESCAPED_STRING`` stop at its
+    first closing quote would reject a list of strings). Nor, when an ignored terminal cannot
+    be put inside a terminal (``gaps_kept_out``: it has a lookaround, as ``%ignore
+    C_COMMENT``, or its longest matches have no simple term, see :func:`_longest_matches`), is
+    a rule whose terminal would hold ignored text: one with a self-reference or a sequence of
+    symbols.
     """
     for alt in grammar.rules[name]:
         split = _split_self_reference(name, alt)
         if split is None:
             return False
-        if gap_has_lookaround and (split[0] != "base" or len(split[1]) > 1):
+        if gaps_kept_out and (split[0] != "base" or len(split[1]) > 1):
             return False
         for symbol in split[1]:
             if isinstance(symbol, Nonterminal) and symbol.name not in done:
@@ -431,6 +447,24 @@ def _is_regular(grammar: Grammar, name: str, done: set[str], gap_has_lookaround:
             if isinstance(symbol, Terminal) and _has_lookaround(grammar.terminals[symbol.name]):
                 return False
     return True
+
+
+@lru_cache(maxsize=4096)
+def _longest_matches(term: Term) -> Term | None:
+    """An ignored terminal's longest matches, which is how lark's lexer takes ignored text,
+    as a term for the gaps inside an inlined terminal; None unless it is a fixed number of
+    characters (each match is then the longest) or such a prefix then a run of one character
+    class (``#[^\\n]*``, ``[ \\t]+``, ``--[^\\n]*``), whose matches are longest exactly
+    when no character of that class follows."""
+    items = term.items if isinstance(term, Seq) else (term,)
+    if all(single_character(item) is not None for item in items):
+        return term
+    if not isinstance(items[-1], Repeat) or items[-1].max is not None:
+        return None
+    run = single_character(items[-1].item)
+    if run is None or any(single_character(item) is None for item in items[:-1]):
+        return None
+    return Seq((*items, Look(Chars(run), ahead=True, negate=True)))
 
 
 @lru_cache(maxsize=4096)
@@ -491,7 +525,8 @@ def inline_regular(grammar: Grammar) -> Grammar:
     right-linear self-recursion (``list: item | list "," item``); see :func:`_regular_order`.
 
     ``%ignore`` is kept exact by putting ``(ignored)*`` between consecutive terminals inside the
-    new term, and nowhere else: in the original grammar ignored text may stand between any two
+    new term (each ignored terminal by its longest matches, see :func:`_longest_matches`), and
+    nowhere else: in the original grammar ignored text may stand between any two
     terminals, including two inside the inlined rule (``s e`` accepts ``"s e"``), so leaving it
     out would shrink the language; the gaps at the edges of the new terminal remain gaps of the
     outer sentence, so adding ignored text there too would only add ambiguity. Inlining only
@@ -505,7 +540,8 @@ def inline_regular(grammar: Grammar) -> Grammar:
     order = _regular_order(grammar)
     if not order:
         return grammar
-    gap_term = _alt(grammar.terminals[name] for name in sorted(grammar.ignore))
+    gap_term = _alt(_longest_matches(grammar.terminals[name]) or grammar.terminals[name]
+                    for name in sorted(grammar.ignore))
     gap = Repeat(gap_term, 0, None) if gap_term is not None else None
     languages: dict[str, _Language] = {}
     for name in order:

@@ -15,8 +15,9 @@ Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the
   Lark lexes with ``re.match``, where the lazy ``.*?`` of ``ESCAPED_STRING`` stops at the first
   closing quote, so ``"a"b"`` is never one string. Other order-dependent patterns may still
   differ (``/a|ab/`` never lexes ``ab`` in Lark; here it does).
-* Ignored text may be split anywhere (see :mod:`structgen.grammar.cfg`); Lark skips the longest
-  match of an ignored terminal only, which matters when a terminal may start with ignored text.
+* An ignored terminal takes its longest match, as Lark's lexer does (a lazy one its first);
+  inside a rule inlined into one terminal (:func:`structgen.grammar.cfg.inline_regular`) only
+  when its longest matches have a simple term, and such rules are not inlined otherwise.
 * Lookarounds at a terminal's edges (also ``^``, ``$``, ``\\b``) see the text around its
   lexeme, as they do for the first match at a position in lark's lexer; lark's complete
   lexing also takes the prefixes of that match that match on their own text, which here must

@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 
 from structgen.errors import RegexError, UnsupportedRegex
 from structgen.grammar.charset import ANY_CHAR, EMPTY_SET, MAX_CODE_POINT, NEWLINE, CharSet
-from structgen.grammar.regular import EPSILON, Alt, Chars, Look, Repeat, Seq, Term
+from structgen.grammar.regular import EPSILON, Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 __all__ = ["parse_regex"]
 
@@ -881,6 +881,9 @@ class _Parser:
         keys = self.merge_keys(branches, frame.flags)
         term = _alternation([_sequence([it.term for it in b]) for b in branches])
         if frame.look is not None:
+            if not frame.look[0] and any(isinstance(x, Look) for x in subterms(term)):
+                raise self.unsupported("a lookaround or anchor inside a lookbehind",
+                                       frame.start)
             return _Item(Look(term, *frame.look), _ATOM, _unique())
         if frame.group is not None:
             self.open_groups.discard(frame.group)

@@ -159,12 +159,14 @@ def _spans(term: Term, text: str) -> list[set[int]]:
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
-    """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals."""
+    """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals,
+    each taken by its longest match (a lazy one by its first)."""
     gaps = [{i} for i in range(n + 1)]
     for i in reversed(range(n + 1)):
         for name in grammar.ignore:
             for j in spans[name][i]:
-                gaps[i] |= gaps[j]
+                if j == max(spans[name][i]):
+                    gaps[i] |= gaps[j]
     return gaps
 
 
