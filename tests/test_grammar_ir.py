@@ -173,11 +173,6 @@ GRAMMARS = {
         "ax ",
         ["x", "a x"],
     ),
-    "keyword_exclusions": (  # "and" is no word, nor "a" then "nd": the lookahead reads on
-        'start: W+\nW: /(?!(and|or)\\b)[a-z]+/\n%ignore " "',
-        "andor ",
-        ["andor", "an d", "ora n"],
-    ),
     "line_comments": (  # ignored text is taken by its longest match: a comment ends a line
         'start: (WORD ";")+\nWORD: /[a-z]+/\n%ignore /#[^\\n]*/\n%ignore /[ \\n]+/',
         "ab;# \n",
@@ -205,7 +200,7 @@ def lark_accepts(parser: lark.Lark, text: str) -> bool:
 NOT_DRAWN_BY_HYPOTHESIS = {"text_up_to_a_separator"}
 EDGE_LOOKAROUNDS = ["keyword_boundaries", "mark_after_a_space", "text_up_to_a_separator",
                     "end_anchor", "start_anchor_in_ignored_text", "word_start",
-                    "guards_across_lexemes", "line_comments", "keyword_exclusions"]
+                    "guards_across_lexemes", "line_comments"]
 
 
 def _case(name: str):

@@ -191,7 +191,6 @@ EDGE_LOOKAROUND_SENTENCES = {
     "end_anchor": ["aaaa\n", "a"],
     "word_start": ["a a  x", "  x"],
     "guards_across_lexemes": ["abbcacbab", "acbcab"],
-    "keyword_exclusions": ["andor an ord", "nor ann"],
 }
 
 

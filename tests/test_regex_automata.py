@@ -353,7 +353,7 @@ def test_lexeme_guards_read_the_text_after_the_lexeme(pattern, lazy):
     lookarounds in the whole text), its guard state then accepting ``w`` (and a lazy term's
     lexeme being its first match)."""
     term = shortest_matches(parse_regex(pattern)) if lazy else parse_regex(pattern)
-    dfa = LazyByteDFA(term, lexeme="context")
+    dfa = LazyByteDFA(term, lexeme=True)
     inner = shortest_match_of(term) or term
     texts = ["".join(t) for n in range(5) for t in itertools.product("ab;i f", repeat=n)]
     for lexeme in texts[1:200]:

@@ -188,9 +188,8 @@ LEXER_START = 0  # the start state of every LazyByteDFA, known before one is bui
 class LazyByteDFA(LazyAutomaton):
     """The byte DFA of one regular term, grown on demand; state 0 is the start.
 
-    As a grammar's terminal (``lexeme``, see ``TermAlgebra.from_ir``), the term is followed by
-    the end of its lexeme rather than of the text, so that its lookaheads read the text after
-    the lexeme:
+    As a grammar's terminal (``lexeme``), the term is followed by the end of its lexeme
+    (``END``) rather than of the text, so that its lookaheads read the text after the lexeme:
     a state where the lexeme may end then has a *guard*, the state of the lookaheads still
     reading on (``TermAlgebra.end_obligation``), itself a state of this DFA over the text
     that follows; its accepting states are those where the text may end. A lazy term
@@ -204,7 +203,7 @@ class LazyByteDFA(LazyAutomaton):
     bodies that its last character matches).
     """
 
-    def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: str | None = None,
+    def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: bool = False,
                  longest: bool = False, context: tuple[Term, ...] = ()):
         super().__init__(limits)
         self.algebra = TermAlgebra()

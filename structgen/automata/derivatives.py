@@ -26,18 +26,13 @@ from structgen.grammar.charset import ANY_CHAR, CharSet
 from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 # Term kinds (first element of a term key).
-_EMPTY, _EPS, _CAT, _OR, _AND, _NOT, _END, _OWN_END, _OWN_TAIL = range(9)
+_EMPTY, _EPS, _CAT, _OR, _AND, _NOT, _END = range(7)
 EMPTY = 0
 EPS = 1
 # The end of a grammar terminal's lexeme, after which the text goes on: a lookahead reaching
 # it keeps reading that text (see ``TermAlgebra.end_obligation``). The lexeme cannot continue
 # past it (its derivatives are empty), and the text may end there.
 END = 2
-# The same for a lexeme whose lookaheads read only its own text (``from_ir``'s "both"): they
-# run on to ``OWN_TAIL``, where the lexeme's end decides them as if the text ended there.
-OWN_END = 3
-OWN_TAIL = 4
-_ENDS = (_EPS, _END, _OWN_END, _OWN_TAIL)  # the kinds of term that match only the empty text
 
 # Head kinds.
 _H_CHARS, _H_ALT, _H_REP, _H_LOOK = range(4)
@@ -57,11 +52,9 @@ class TermAlgebra:
 
     heads: list[tuple] = field(default_factory=list)
     _head_ids: dict[tuple, int] = field(default_factory=dict)
-    terms: list[tuple] = field(
-        default_factory=lambda: [(_EMPTY,), (_EPS,), (_END,), (_OWN_END,), (_OWN_TAIL,)])
-    _term_ids: dict[tuple, int] = field(default_factory=lambda: {
-        (_EMPTY,): EMPTY, (_EPS,): EPS, (_END,): END, (_OWN_END,): OWN_END,
-        (_OWN_TAIL,): OWN_TAIL})
+    terms: list[tuple] = field(default_factory=lambda: [(_EMPTY,), (_EPS,), (_END,)])
+    _term_ids: dict[tuple, int] = field(
+        default_factory=lambda: {(_EMPTY,): EMPTY, (_EPS,): EPS, (_END,): END})
     lookbehinds: list[int] = field(default_factory=list)  # head ids of lookbehind heads
     _ir_heads: dict[Term, int] = field(default_factory=dict)
     _derivative_memo: dict[tuple, int] = field(default_factory=dict)
@@ -77,25 +70,16 @@ class TermAlgebra:
     _shortest_memo: dict[int, float] = field(default_factory=dict)
     _relaxed_memo: dict[int, float] = field(default_factory=dict)
     _obligation_memo: dict[tuple, int] = field(default_factory=dict)
-    _tails_memo: dict[int, frozenset] = field(default_factory=dict)
+    _has_end_memo: dict[int, bool] = field(default_factory=dict)
     _after_end_memo: dict[int, int] = field(default_factory=dict)
     _sigma_star: int = -1
-    _own_sigma_star: int = -1
     _cuts: int = 0  # re-entries cut by ``_derive`` so far (see there)
 
     # ---------------------------------------------------------------- construction from the IR
-    def from_ir(self, term: Term, lexeme: str | None = None) -> int:
-        """The full-remainder term for ``term`` followed by the end of the input; or, as a
-        grammar's lexeme, by the end of a lexeme after which the text goes on, its lookaheads
-        reading that text (``lexeme="context"``) or matching both there and on the lexeme's
-        own text (``"both"``: what lark's lexer asks of all but the first match at a
-        position)."""
-        if lexeme is None:
-            return self.concat_ir(term, EPS)
-        in_context = self.concat_ir(term, END)
-        if lexeme == "both":
-            return self.intersection([in_context, self.concat_ir(term, OWN_END)])
-        return in_context
+    def from_ir(self, term: Term, lexeme: bool = False) -> int:
+        """The full-remainder term for ``term`` followed by the end of the input, or with
+        ``lexeme`` by the end of a lexeme (``END``) after which the text goes on."""
+        return self.concat_ir(term, END if lexeme else EPS)
 
     def concat_ir(self, node: Term, tail: int) -> int:
         """The term for ``node`` followed by the term ``tail`` (flattening sequences)."""
@@ -253,16 +237,9 @@ class TermAlgebra:
         return self._sigma_star
 
     # ---------------------------------------------------------------- lookaheads as intersections
-    def own_sigma_star(self) -> int:
-        """Any text, up to ``OWN_TAIL``: the rest of a lookahead of a lexeme's own text."""
-        if self._own_sigma_star < 0:
-            self._own_sigma_star = self.concat_ir(Repeat(Chars(ANY_CHAR), 0, None), OWN_TAIL)
-        return self._own_sigma_star
-
     def _lookahead(self, head: int, tail: int) -> int:
         _, body, _, negate = self.heads[head]
-        rest = self.own_sigma_star() if _OWN_END in self._tails(tail) else self.sigma_star()
-        prefix = self.concat_ir(body, rest)
+        prefix = self.concat_ir(body, self.sigma_star())
         return self.intersection([tail, self.complement(prefix) if negate else prefix])
 
     def _lookbehind_holds(self, head: int, behind: frozenset) -> bool:
@@ -280,7 +257,7 @@ class TermAlgebra:
         kind = key[0]
         if kind == _EMPTY:
             result = False
-        elif kind in _ENDS:
+        elif kind in (_EPS, _END):
             result = True
         elif kind == _OR:
             result = any(self.nullable(x, behind) for x in key[1])
@@ -314,26 +291,19 @@ class TermAlgebra:
 
     # ---------------------------------------------------------------- the ends of lexemes
     def has_end(self, t: int) -> bool:
-        """Whether ``t`` is (part of) a lexeme's remainder, which reaches ``END`` or
-        ``OWN_END``; the other terms are the remainders of lookaheads, which end in ``Σ*``."""
-        tails = self._tails(t)
-        return _END in tails or _OWN_END in tails
-
-    def _tails(self, t: int) -> frozenset:
-        """The kinds of the terms ``t``'s sequences end in (``_EPS``, ``_END``, ...)."""
-        cached = self._tails_memo.get(t)
+        """Whether ``t`` is (part of) a lexeme's remainder, which reaches ``END``; the other
+        terms are the remainders of lookaheads, which end in ``Σ*``."""
+        cached = self._has_end_memo.get(t)
         if cached is None:
             key = self.terms[t]
             kind = key[0]
             if kind == _CAT:
-                cached = self._tails(key[2])
-            elif kind in (_OR, _AND):
-                cached = frozenset().union(*(self._tails(x) for x in key[1]))
-            elif kind == _NOT:
-                cached = self._tails(key[1])
+                cached = self.has_end(key[2])
+            elif kind in (_OR, _AND, _NOT):
+                cached = any(self.has_end(x) for x in (key[1] if kind != _NOT else (key[1],)))
             else:
-                cached = frozenset((kind,))
-            self._tails_memo[t] = cached
+                cached = kind == _END
+            self._has_end_memo[t] = cached
         return cached
 
     def end_obligation(self, t: int, behind: frozenset) -> int:
@@ -347,13 +317,10 @@ class TermAlgebra:
             return cached
         key = self.terms[t]
         kind = key[0]
-        if kind in (_END, _OWN_END):
+        if kind == _END:
             result = self.sigma_star()
         elif not self.has_end(t):
-            if _OWN_TAIL in self._tails(t):  # a lookahead of the lexeme's own text: decided
-                result = self.sigma_star() if self.nullable(t, behind) else EMPTY
-            else:  # a lookahead's remainder: it reads the text after the lexeme
-                result = t
+            result = t  # a lookahead's remainder: it reads the text after the lexeme
         elif kind == _OR:
             result = self.union(self.end_obligation(x, behind) for x in key[1])
         elif kind == _AND:
@@ -371,7 +338,7 @@ class TermAlgebra:
         if cached is None:
             key = self.terms[t]
             kind = key[0]
-            if kind in (_END, _OWN_END):
+            if kind == _END:
                 cached = self.sigma_star()
             elif not self.has_end(t):
                 cached = t
@@ -488,7 +455,7 @@ class TermAlgebra:
             return EMPTY
         key = self.terms[t]
         kind = key[0]
-        if kind == _EMPTY or kind in _ENDS:
+        if kind <= _EPS or kind == _END:
             return EMPTY
         cuts = self._cuts
         active.add(t)
@@ -585,7 +552,7 @@ class TermAlgebra:
     def _shortest_plain(self, key: tuple) -> float:
         if key[0] == _EMPTY:
             return math.inf
-        if key[0] in _ENDS:
+        if key[0] in (_EPS, _END):
             return 0.0
         return min(self.shortest_bytes(x) for x in key[1])  # an alternation
 
@@ -609,7 +576,7 @@ class TermAlgebra:
             if key[0] != _CAT:
                 if key[0] == _EMPTY:
                     found = math.inf
-                elif key[0] in _ENDS or key[0] == _NOT:
+                elif key[0] in (_EPS, _END, _NOT):
                     found = 0.0
                 elif key[0] == _OR:
                     found = min(self.relaxed_shortest(x) for x in key[1])

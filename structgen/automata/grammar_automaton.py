@@ -31,7 +31,7 @@ import numpy as np
 from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
-from structgen.grammar.cfg import Grammar, edge_lookarounds, lexeme_mode
+from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
 from structgen.grammar.regular import shortest_match_of, single_character
 
 NO_GUARDS: frozenset = frozenset()
@@ -139,9 +139,9 @@ class GrammarAutomaton(LazyAutomaton):
         self._longest = frozenset(
             i for i in self._ignored
             if shortest_match_of(grammar.terminals[self.terminal_names[i]]) is None)
-        self._lexeme_modes = {i: mode for i, name in enumerate(self.terminal_names)
-                              if (mode := lexeme_mode(grammar.terminals[name],
-                                                      i in self._longest)) is not None}
+        self._lexeme_ends = frozenset(  # the terminals with a lookahead at their end
+            i for i, name in enumerate(self.terminal_names)
+            if looks_outside(grammar.terminals[name])[1]) | self._longest
         # Built on first use: a constraint's first masks read only the terminals it starts with.
         count = len(self.terminal_names)
         self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
@@ -162,7 +162,7 @@ class GrammarAutomaton(LazyAutomaton):
     @property
     def sees_context(self) -> bool:
         """Whether some terminal's lookaround reads the text around its lexeme."""
-        return bool(self.context or self._lexeme_modes)
+        return bool(self.context or self._lexeme_ends)
 
     def language_is_empty(self) -> bool:
         return not self.accepting[self.start] and not self._payload[self.start][0]
@@ -307,9 +307,8 @@ class GrammarAutomaton(LazyAutomaton):
         if lexer is None:
             name = self.terminal_names[lexer_id]
             lexer = self._lexers[lexer_id] = LazyByteDFA(
-                self.grammar.terminals[name], self.limits,
-                lexeme=self._lexeme_modes.get(lexer_id), longest=lexer_id in self._longest,
-                context=self.context)
+                self.grammar.terminals[name], self.limits, lexeme=lexer_id in self._lexeme_ends,
+                longest=lexer_id in self._longest, context=self.context)
             assert lexer.start == LEXER_START
         return lexer
 

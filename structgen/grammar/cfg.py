@@ -36,7 +36,6 @@ from structgen.grammar.regular import (
     Repeat,
     Seq,
     Term,
-    shortest_match_of,
     single_character,
     subterms,
 )
@@ -180,22 +179,6 @@ def edge_lookarounds(term: Term, start: bool) -> tuple[Look, ...]:
     else:
         parts = []
     return tuple(dict.fromkeys(look for part in parts for look in part))
-
-
-def lexeme_mode(term: Term, longest: bool) -> str | None:
-    """How a terminal's lookaheads read the text (``TermAlgebra.from_ir``): past its
-    lexeme when one may sit at its end (``/if\\b/``, ``/.+?(?=;)/``: the first match at a
-    position in lark's lexer, which alone sees the text there) or when it is ignored text
-    taken by its ``longest`` match; both there and on the lexeme alone for the others
-    (``/(?!and\\b)[a-z]+/``: lark's lexer takes the prefixes of a first match that match on
-    their own text); None for a terminal without lookaheads, or whose only ones make its lazy
-    parts take their shortest matches on its own text."""
-    if looks_outside(term)[1] or longest:
-        return "context"
-    lazy = any(shortest_match_of(x) is not None for x in subterms(term))
-    if not lazy and any(isinstance(x, Look) and x.ahead for x in subterms(term)):
-        return "both"
-    return None
 
 
 def non_empty_part(term: Term) -> Term:

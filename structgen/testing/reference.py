@@ -8,7 +8,7 @@ characters.
 
 from __future__ import annotations
 
-from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, lexeme_mode
+from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, looks_outside
 from structgen.grammar.regular import (
     Alt,
     Chars,
@@ -115,8 +115,7 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
     the empty string (a rule completed at the current column is remembered, and items predicted
     afterwards that expect it advance at once).
     """
-    spans = {name: _spans(term, text, name in grammar.ignore)
-             for name, term in grammar.terminals.items()}
+    spans = {name: _spans(term, text) for name, term in grammar.terminals.items()}
     gaps = _gaps(grammar, spans, len(text))
     chart: list[set[tuple[str, int, int, int]]] = [set() for _ in range(len(text) + 1)]
     chart[0] = {(grammar.start, k, 0, 0) for k in range(len(grammar.rules[grammar.start]))}
@@ -138,43 +137,36 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
     )
 
 
-def _spans(term: Term, text: str, ignored: bool = False) -> list[set[int]]:
+def _spans(term: Term, text: str) -> list[set[int]]:
     """``ends[i]``: the ``j > i`` where a lexeme of ``term`` starting at ``i`` may end.
 
-    Its lookbehinds read the text before it; its lookaheads read the text after it where
-    ``lexeme_mode`` says so (also, for an ``ignored`` terminal, which takes its longest match
-    only), else only the lexeme (the text ends there for them), or both; a lazy term's lexeme
-    is its first match (``shortest_matches``). Without lookarounds a match does not depend on
-    the text around it, so one matcher over the whole text gives every end at once.
+    Its lookbehinds read the text before it; a lookahead at its end reads the text after it,
+    the others only the lexeme (the text ends there for them); a lazy term's lexeme is its
+    first match (``shortest_matches``). Without lookarounds a match does not depend on the
+    text around it, so one matcher over the whole text gives every end at once.
     """
     n = len(text)
     lazy = shortest_match_of(term)
     inner = term if lazy is None else lazy
-    mode = lexeme_mode(term, ignored and lazy is None)
-    whole = _Matcher(text)
-    in_text = [{j for j in whole.ends(inner, i) if j > i} for i in range(n + 1)]
-    if not any(isinstance(node, Look) for node in subterms(term)) or mode == "context":
-        ends = in_text
+    if not any(isinstance(node, Look) for node in subterms(term)) or looks_outside(inner)[1]:
+        matcher = _Matcher(text)
+        ends = [{j for j in matcher.ends(inner, i) if j > i} for i in range(n + 1)]
     else:
         up_to = [_Matcher(text[:j]) for j in range(n + 1)]
         ends = [{j for j in range(i + 1, n + 1) if j in up_to[j].ends(inner, i)}
                 for i in range(n + 1)]
-        if mode == "both":
-            ends = [own & there for own, there in zip(ends, in_text)]
-    if lazy is not None:
-        return [{min(found)} if found else found for found in ends]
-    if ignored:
-        return [{max(found)} if found else found for found in ends]
-    return ends
+    return [{min(found)} if lazy is not None and found else found for found in ends]
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
-    """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals."""
+    """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals,
+    each taken by its longest match (a lazy one by its first)."""
     gaps = [{i} for i in range(n + 1)]
     for i in reversed(range(n + 1)):
         for name in grammar.ignore:
             for j in spans[name][i]:
-                gaps[i] |= gaps[j]
+                if j == max(spans[name][i]):
+                    gaps[i] |= gaps[j]
     return gaps
 
 
