@@ -1,8 +1,9 @@
 """The byte automaton of a context-free grammar: Earley parsing over lazily lexed terminals.
 
 A state is a set of *lexer threads* plus the Earley sets at the current position. A thread
-``(set, terminal, dfa_state)`` says: the parser, in Earley set ``set``, is reading ``terminal``,
-whose byte DFA is in ``dfa_state``. Each byte advances every thread in its terminal's DFA; a
+``(set, lexer, dfa_state)`` says: the parser, in Earley set ``set``, is reading a terminal with
+``lexer`` (its byte DFA, or that DFA read with guards, below), in ``dfa_state``. Each byte
+advances every thread in its lexer; a
 thread whose terminal could end there also scans the terminal into its Earley set; the sets so
 reached at one byte are made one (``_one_set``, as a chart keeps one set per position), which
 spawns fresh threads for every terminal it expects (and for the ignored ones). Threads are
@@ -14,7 +15,8 @@ a lexeme may end with a *guard*, the lookaheads that read on into the text after
 of its terminal's DFA, see ``LazyByteDFA``); the threads after it read their lexemes together
 with it (``GuardedLexer``) until it holds whatever follows. A lookbehind at a terminal's start
 reads the character before it: every lexeme's DFA tracks which of those one-character bodies
-its last character matches, and the lexemes after it start accordingly.
+its last character matches, and the lexemes after it start accordingly. Ignored text is taken
+by its longest match, as lark's lexer takes it: its guard refuses what would lengthen it.
 
 States are interned, so repeated structure (the inside of a string, the elements of a list)
 maps to the same state and its token mask is computed once. Rows are built on demand, only along
@@ -139,9 +141,10 @@ class GrammarAutomaton(LazyAutomaton):
         self._longest = frozenset(
             i for i in self._ignored
             if shortest_match_of(grammar.terminals[self.terminal_names[i]]) is None)
-        self._lexeme_ends = frozenset(  # the terminals with a lookahead at their end
+        self._lookahead_ends = frozenset(  # the terminals with a lookahead at their end
             i for i, name in enumerate(self.terminal_names)
-            if looks_outside(grammar.terminals[name])[1]) | self._longest
+            if looks_outside(grammar.terminals[name])[1])
+        self._lexeme_ends = self._lookahead_ends | self._longest
         # Built on first use: a constraint's first masks read only the terminals it starts with.
         count = len(self.terminal_names)
         self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
@@ -161,8 +164,9 @@ class GrammarAutomaton(LazyAutomaton):
 
     @property
     def sees_context(self) -> bool:
-        """Whether some terminal's lookaround reads the text around its lexeme."""
-        return bool(self.context or self._lexeme_ends)
+        """Whether some terminal's lookaround reads the text around its lexeme (ignored text
+        taken by its longest match aside: its guards never ask for more text)."""
+        return bool(self.context or self._lookahead_ends)
 
     def language_is_empty(self) -> bool:
         return not self.accepting[self.start] and not self._payload[self.start][0]
@@ -173,7 +177,8 @@ class GrammarAutomaton(LazyAutomaton):
         key = (set_id, context)
         cached = self._spawn_memo.get(key)
         if cached is None:
-            cached = frozenset((set_id,) + start for t in self._starting_lexemes(self.tables, set_id)
+            cached = frozenset((set_id,) + start
+                               for t in self._starting_lexemes(self.tables, set_id)
                                if (start := self._lexeme_start(t, context)) is not None)
             self._spawn_memo[key] = cached
         return cached
