@@ -178,6 +178,11 @@ GRAMMARS = {
         "ab;# \n",
         ["a;", "a; #x\nb;", "ab;#;\n"],
     ),
+    "unicode_classes": (  # \\w, \\d and \\s are Python's Unicode classes, as lark reads them
+        'start: W (" " W)*\nW: /\\w+/',
+        "aé1_ \u0663",
+        ["é1", "a \u0663_"],
+    ),
     "guards_across_lexemes": (  # a lookahead longer than the lexemes after it
         'start: (A | C)+\nA: /a(?!bc)/\nC: /[bc]/',
         "abc",

@@ -175,11 +175,11 @@ def _lexeme_term(regex: str) -> Term:
     of others (``VALUE: SIGNED_FLOAT | ESCAPED_STRING``) is split first, so that only the lazy
     alternative is cut down: ``re.match`` tries the alternatives one by one."""
     if not _has_lazy_quantifier(regex):
-        return parse_regex(regex)
+        return parse_regex(regex, exact_classes=True)
     alternatives = _top_level_alternatives(regex)
     if len(alternatives) > 1:
         return Alt(tuple(_lexeme_term(alternative) for alternative in alternatives))
-    return shortest_matches(parse_regex(regex))
+    return shortest_matches(parse_regex(regex, exact_classes=True))
 
 
 def _top_level_alternatives(regex: str) -> list[str]:

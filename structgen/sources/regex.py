@@ -13,6 +13,7 @@ under Python 3.11 Unicode semantics, with these deliberate differences, each of 
   instead (Unicode ``\\d``, ASCII-complement ``\\D``, ...), so the result stays a subset. With
   ``re.ASCII`` every class is exact. On ASCII strings the only visible effect is that ``\\s`` does
   not match the separators ``\\x1c``-``\\x1f``, which Python's Unicode ``\\s`` accepts.
+  With ``exact_classes=True`` (Lark grammars) all six are Python's Unicode classes.
 * Lone surrogates (``\\ud800``) match nothing: the alphabet is the Unicode scalar values.
 
 Case-insensitive matching reproduces CPython's compiler exactly, quirks included: simple case
@@ -113,6 +114,7 @@ _INLINE_FLAGS = {
     "u": _UNICODE,
 }
 _TYPE_FLAGS = _ASCII | _LOCALE | _UNICODE
+_EXACT_CLASSES = 1 << 30  # not an ``re`` flag: ``parse_regex(..., exact_classes=True)``
 _GLOBAL_FLAGS = _DEBUG | _TEMPLATE
 
 _MAX_REPEAT = 4294967295  # Python's MAXREPEAT: larger repetition counts are an error
@@ -342,6 +344,8 @@ def _category(letter: str, flags: int, under: bool) -> CharSet:
     if flags & _ASCII:
         return ascii_set if letter == base else ~ascii_set
     unicode_set = {"d": _unicode_decimal, "w": _unicode_word, "s": _unicode_space}[base]()
+    if flags & _EXACT_CLASSES:
+        return unicode_set if letter == base else ~unicode_set
     if letter == base:
         return ascii_set if under else unicode_set
     return ~unicode_set if under else ~ascii_set
@@ -1014,7 +1018,8 @@ class _Parser:
         if c in "dDsSwW":
             self.i = k
             items = (("CATEGORY", c),)
-            term = _class_term(items, False, flags & (_IGNORECASE | _ASCII), frame.positive)
+            term = _class_term(items, False, flags & (_IGNORECASE | _ASCII | _EXACT_CLASSES),
+                               frame.positive)
             return _Item(term, _ATOM, ((("I", False, items), -1),))
         if c in "pP":
             charset, self.i = self.property(start)
@@ -1127,7 +1132,7 @@ class _Parser:
     def char_class(self, frame: _Frame) -> _Item:
         """A ``[...]`` class: read as CPython reads it unless CPython would warn about set
         syntax, in which case it is a set expression (module docstring)."""
-        start, flags = self.i, frame.flags & (_IGNORECASE | _ASCII)
+        start, flags = self.i, frame.flags & (_IGNORECASE | _ASCII | _EXACT_CLASSES)
         parsed = self.python_class(start)
         if parsed is None:
             low, high = self.set_class(start, flags, 1)
@@ -1852,7 +1857,8 @@ def _parse_ecma(pattern: str, flags: int) -> Term:
     return parser.parse()
 
 
-def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python") -> Term:
+def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
+                exact_classes: bool = False) -> Term:
     """The regular term whose language is ``{s : re.fullmatch(pattern, s, flags)}``.
 
     Args:
@@ -1862,6 +1868,8 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python") -> Ter
             accepted and change nothing). In the ECMA dialect only MULTILINE and DOTALL (ECMA's
             ``m`` and ``s``) and UNICODE (a no-op: ``u`` is always on) are available.
         dialect: ``"python"`` or ``"ecma"``.
+        exact_classes: Python's Unicode ``\\d \\w \\s`` exactly, instead of the ASCII classes
+            of the module docstring (Lark grammars, whose reference is Python's ``re``).
 
     Returns:
         A term over Unicode scalar values that must match the whole string; its language is
@@ -1887,6 +1895,8 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python") -> Ter
         raise RegexError(f"unknown flags {flags & ~_KNOWN_FLAGS:#x}")
     if flags & _LOCALE:
         raise RegexError("cannot use LOCALE flag with a str pattern")
+    if exact_classes:
+        flags |= _EXACT_CLASSES
     parser = _Parser(pattern, flags, frozenset())
     term = parser.parse()
     if parser.merged_literals:
