@@ -185,6 +185,15 @@ class LazyAutomaton:
 LEXER_START = 0  # the start state of every LazyByteDFA, known before one is built
 
 
+def intern(key, items: list, ids: dict) -> int:
+    """The number of ``key`` in ``items`` (appended there, and to ``ids``, when new)."""
+    found = ids.get(key)
+    if found is None:
+        found = ids[key] = len(items)
+        items.append(key)
+    return found
+
+
 class LazyByteDFA(LazyAutomaton):
     """The byte DFA of one regular term, grown on demand; state 0 is the start.
 
@@ -233,6 +242,7 @@ class LazyByteDFA(LazyAutomaton):
         self.end_classes: list[tuple[int, frozenset[int]]] = []
         self._end_class_ids: dict[tuple[int, frozenset[int]], int] = {}
         self._starts: dict[frozenset[int], int] = {}
+        self._guard_keys: dict[tuple, tuple | None] = {}
         self.start_key = (self.algebra.from_ir(term, lexeme), trackers)
         self.start = self._char_state(self.start_key)  # the first state: LEXER_START
 
@@ -265,13 +275,20 @@ class LazyByteDFA(LazyAutomaton):
         """The guard of a lexeme ending in the character state ``key``: -1 for none, a state
         of this DFA for lookaheads that read on, None when the lexeme cannot end there."""
         found = self._guard_key(key)
-        if found is None or found[0] == self.algebra.sigma_star():
-            return None if found is None else -1
+        if found is None:
+            return None
+        if found[0] == self.algebra.sigma_star():
+            return -1
         return self._char_state(found)
 
     def _guard_key(self, key) -> tuple | None:
         """The character-state key of :meth:`_guard`'s state (``Σ*`` for none); None when it
-        is dead."""
+        is dead. Memoized: the liveness search asks it of states that become states later."""
+        if key not in self._guard_keys:
+            self._guard_keys[key] = self._find_guard_key(key)
+        return self._guard_keys[key]
+
+    def _find_guard_key(self, key) -> tuple | None:
         term, trackers = key
         behind = self._behind(trackers)
         obligation = self.algebra.end_obligation(term, behind)
@@ -307,12 +324,7 @@ class LazyByteDFA(LazyAutomaton):
 
     def _end_class(self, guard: int, behind: frozenset) -> int:
         held = frozenset(i for i, head in enumerate(self._context_heads) if head in behind)
-        key = (guard, held)
-        found = self._end_class_ids.get(key)
-        if found is None:
-            found = self._end_class_ids[key] = len(self.end_classes)
-            self.end_classes.append(key)
-        return found
+        return intern((guard, held), self.end_classes, self._end_class_ids)
 
     def guard_discharged(self, state: int) -> bool:
         """Whether guard ``state`` holds whatever text follows (its lookaheads are done)."""

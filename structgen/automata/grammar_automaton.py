@@ -30,7 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import (
+    DEAD,
+    LEXER_START,
+    LazyAutomaton,
+    LazyByteDFA,
+    Limits,
+    intern,
+)
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
 from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
@@ -83,12 +90,8 @@ class GuardedLexer(LazyAutomaton):
             base_class = self.base.end_class[base_state]
             if base_class >= 0:
                 self.accepting[state] = True
-                class_key = (guards, int(base_class))
-                found = self._end_class_ids.get(class_key)
-                if found is None:
-                    found = self._end_class_ids[class_key] = len(self.end_classes)
-                    self.end_classes.append(class_key)
-                self.end_class[state] = found
+                self.end_class[state] = intern((guards, int(base_class)), self.end_classes,
+                                               self._end_class_ids)
         return state
 
     def base_state(self, state: int) -> tuple[int, frozenset]:
@@ -124,8 +127,8 @@ class GrammarAutomaton(LazyAutomaton):
 
     A state is ``(threads, boundary)``: threads ``(Earley set, lexer, lexer state)``, where
     lexer numbers below the number of terminals are the terminals' own DFAs and the others
-    guarded lexers (``GuardedLexer``, ``lexer_terminal``); and the ``(Earley set, guards)``
-    pairs where lexemes ended at the last byte.
+    guarded lexers (``GuardedLexer``, ``lexer_terminal``); and the ``(Earley set, end
+    context)`` pairs where lexemes ended at the last byte (``end_contexts``).
     """
 
     def __init__(self, grammar: Grammar, limits: Limits | None = None):
@@ -158,8 +161,7 @@ class GrammarAutomaton(LazyAutomaton):
         self._starting_memo: dict[tuple[int, int], tuple | None] = {}
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
-        self._relative_after_memo: dict[tuple, tuple[tuple, bool]] = {}
-        start_sets = frozenset([(self.tables.start_set, NO_GUARDS)])
+        start_sets = frozenset([(self.tables.start_set, PLAIN_END)])
         self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
 
     @property
@@ -208,9 +210,10 @@ class GrammarAutomaton(LazyAutomaton):
         found: tuple[int, int] | None = (terminal, start)
         if pending or refused:
             lexer_id = self.lexer_id(terminal, guards)
-            found = (lexer_id, self.lexer(lexer_id).start_after(held))
-            self.lexer(lexer_id).materialize(found[1])
-            if not (self.lexer(lexer_id).trans[found[1]] >= 0).any():
+            guarded = self.lexer(lexer_id)
+            found = (lexer_id, guarded.start_after(held))
+            guarded.materialize(found[1])
+            if not (guarded.trans[found[1]] >= 0).any():
                 found = None
         self._starting_memo[key] = found
         return found
@@ -227,12 +230,13 @@ class GrammarAutomaton(LazyAutomaton):
             state = self._new_state(key)
             self._states[key] = state
             self.accepting[state] = any(
-                self.tables.accepts(s) and self._may_end_text(guards) for s, guards in boundary)
+                self.tables.accepts(s) and self._may_end_text(context) for s, context in boundary)
         return state
 
-    def _may_end_text(self, guards: frozenset) -> bool:
-        """Whether the text may end under ``guards`` (``$`` and ``\\b`` may hold there)."""
-        return all(self.lexer(t).accepting[g] for t, g in guards)
+    def _may_end_text(self, context: int) -> bool:
+        """Whether the text may end under the guards of end context ``context`` (``$`` and
+        ``\\b`` may hold there)."""
+        return all(self.lexer(t).accepting[g] for t, g in self.end_contexts[context].guards)
 
     def _build_row(self, state: int) -> np.ndarray:
         threads, _ = self._payload[state]
@@ -254,22 +258,20 @@ class GrammarAutomaton(LazyAutomaton):
         out = np.full(256, DEAD, dtype=np.int32)
         ignored = set(self._ignored)
         for byte, alive in moved.items():
-            ends: dict[frozenset, set[int]] = {}
-            held = frozenset()
+            ends: dict[int, set[int]] = {}  # per end context, the sets where lexemes ended
             for set_id, lexer_id, end_class in completed.get(byte, ()):
                 terminal = self._lexer_keys[lexer_id][0]
-                guards, held = self.end_contexts[self.end_context(lexer_id, end_class)]
-                sets = ends.setdefault(guards, set())
+                sets = ends.setdefault(self.end_context(lexer_id, end_class), set())
                 if terminal in ignored:
                     sets.add(set_id)  # ignored text leaves the parser where it was
                 scanned = self.tables.scan(set_id, self.terminal_names[terminal])
                 if scanned >= 0:
                     sets.add(scanned)
-            boundary = frozenset((set_id, guards) for guards, sets in ends.items()
+            boundary = frozenset((set_id, context) for context, sets in ends.items()
                                  for set_id in self._one_set(sets))
             alive = {t for t in alive if not self._exhausted(t)}
-            for set_id, guards in boundary:
-                alive |= self._spawn(set_id, self._context_id(EndContext(guards, held)))
+            for set_id, context in boundary:
+                alive |= self._spawn(set_id, context)
             if alive or boundary:  # boundary alone: the guards refuse all that may follow
                 out[byte] = self._state(frozenset(alive), boundary)
         return out
@@ -350,15 +352,10 @@ class GrammarAutomaton(LazyAutomaton):
                 pending, end_class = lexer.end_classes[end_class]
             guard, held = self.lexer(terminal).end_classes[end_class]
             guards = pending | {(terminal, guard)} if guard >= 0 else pending
-            found = self._class_contexts[key] = self._context_id(EndContext(guards, held))
+            found = self._class_contexts[key] = intern(
+                EndContext(guards, held), self.end_contexts, self._end_context_ids)
         return found
 
-    def _context_id(self, context: EndContext) -> int:
-        found = self._end_context_ids.get(context)
-        if found is None:
-            found = self._end_context_ids[context] = len(self.end_contexts)
-            self.end_contexts.append(context)
-        return found
 
     def terminal_index(self, name: str) -> int:
         """The number of terminal ``name`` (its lexer is ``lexer(number)``)."""
@@ -376,21 +373,17 @@ class GrammarAutomaton(LazyAutomaton):
         state, scanned)``, where ``scanned`` is False for those after an ignored ``terminal``,
         which leaves the parser in ``shape``; and whether the scan of ``terminal`` escaped
         (needs the real set). Each relative set after a scan is itself made relative, so that
-        the walks below it are shared by every context too."""
-        key = (shape, terminal, context)
-        cached = self._relative_after_memo.get(key)
-        if cached is None:
-            relative = self.tables.relative_tables
-            boundary = [(shape, False)] if terminal in self._ignored else []
-            scanned = relative.scan(shape, self.terminal_names[terminal])
-            if scanned >= 0:
-                boundary.append((relative.relative(scanned), True))
-            threads = tuple((set_id, *start, moved) for set_id, moved in boundary
-                            for t in self._starting_lexemes(relative, set_id)
-                            if (start := self._lexeme_start(t, context)) is not None)
-            cached = (threads, scanned == ESCAPED)
-            self._relative_after_memo[key] = cached
-        return cached
+        the walks below it are shared by every context too. Not memoized: its caller
+        (``TokenConstraint._shape_frame``) keeps the answer."""
+        relative = self.tables.relative_tables
+        boundary = [(shape, False)] if terminal in self._ignored else []
+        scanned = relative.scan(shape, self.terminal_names[terminal])
+        if scanned >= 0:
+            boundary.append((relative.relative(scanned), True))
+        threads = tuple((set_id, *start, moved) for set_id, moved in boundary
+                        for t in self._starting_lexemes(relative, set_id)
+                        if (start := self._lexeme_start(t, context)) is not None)
+        return threads, scanned == ESCAPED
 
 
 def _context_bodies(grammar: Grammar) -> tuple:

@@ -295,7 +295,7 @@ class TokenConstraint:
         self._cache = _MaskCache(limits.max_mask_cache_bytes)
         self._live_states: dict[int, bool] = {}
         self._first_bytes_memo: dict[tuple[int, int], int] = {}
-        self._starting_memo: dict[tuple[int, int], tuple] = {}
+        self._starting_lexemes_memo: dict[tuple[int, int], tuple] = {}
         self._relative_memo: dict[tuple[int, int, int], tuple] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
@@ -430,9 +430,10 @@ class TokenConstraint:
                 if (real, id(walk)) in visited:
                     continue
                 visited[real, id(walk)] = walk
-                after = tables.scan(real, names[walk.terminal]) if walk.escaped else -1
+                after = (tables.scan(real, names[walk.terminal])  # memoized
+                         if walk.escaped or any(scanned for scanned, _ in walk.below) else -1)
                 fresh = (self._not_walked(walked, (after, walk.context), walk.roots)
-                         if after >= 0 else None)
+                         if walk.escaped and after >= 0 else None)
                 if fresh is not None:
                     for lexer_id, start, first_bytes in self._starting_lexemes(after,
                                                                                walk.context):
@@ -445,17 +446,16 @@ class TokenConstraint:
                         for end_class, nodes in ends:
                             work.append((after, next_terminal,
                                          grammar.end_context(lexer_id, end_class), nodes))
-                for scanned, child in walk.below:  # the scan is memoized
-                    escaping.append(
-                        (tables.scan(real, names[walk.terminal]) if scanned else real, child))
+                for scanned, child in walk.below:
+                    escaping.append((after if scanned else real, child))
 
     def _starting_lexemes(self, set_id: int, context: int) -> tuple:
         """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
         end context ``context``: ``(lexer, start state, the bytes it reads first)``."""
         key = (set_id, context)
-        found = self._starting_memo.get(key)
+        found = self._starting_lexemes_memo.get(key)
         if found is None:
-            found = self._starting_memo[key] = tuple(
+            found = self._starting_lexemes_memo[key] = tuple(
                 (lexer_id, start, self._lexer_first_bytes(lexer_id, start))
                 for _, lexer_id, start in self._dfa.spawned_threads(set_id, context))
         return found
@@ -578,8 +578,6 @@ class TokenConstraint:
         if len(lexer.end_classes) == 1:  # the usual case: every end alike
             return ((0, TrieNodes.of(nodes, self._trie)),)
         classes = lexer.end_class[np.concatenate([s for _, s in ends])]
-        if (classes == classes[0]).all():
-            return ((int(classes[0]), TrieNodes.of(nodes, self._trie)),)
         return tuple((int(c), TrieNodes.of(nodes[classes == c], self._trie))
                      for c in np.unique(classes))
 

@@ -110,7 +110,8 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
 
     An Earley recognizer over character positions: a terminal spans ``text[i:j]`` when its term
     matches that slice, its edge lookarounds reading the text around it (see :func:`_spans`),
-    and before each terminal and at the end any run of ignored terminals may be skipped. Items are ``(rule, alternative, dot, origin)``; each chart column is
+    and before each terminal and at the end any run of ignored terminals may be skipped. Items
+    are ``(rule, alternative, dot, origin)``; each chart column is
     closed under prediction and completion by a worklist, which also completes rules that derive
     the empty string (a rule completed at the current column is remembered, and items predicted
     afterwards that expect it advance at once).
@@ -164,9 +165,8 @@ def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[se
     gaps = [{i} for i in range(n + 1)]
     for i in reversed(range(n + 1)):
         for name in grammar.ignore:
-            for j in spans[name][i]:
-                if j == max(spans[name][i]):
-                    gaps[i] |= gaps[j]
+            if spans[name][i]:
+                gaps[i] |= gaps[max(spans[name][i])]
     return gaps
 
 
