@@ -151,7 +151,11 @@ class LazyAutomaton:
         row = self._build_row(state)
         self.trans[state] = row
         self.known[state] = 1
-        self._compile_seconds += time.perf_counter() - started
+        self._count_seconds(time.perf_counter() - started)
+
+    def _count_seconds(self, spent: float) -> None:
+        """Add ``spent`` to the time spent building, within ``max_compile_seconds``."""
+        self._compile_seconds += spent
         if self._compile_seconds > self.limits.max_compile_seconds:
             raise LimitExceeded(
                 f"building the automaton took over max_compile_seconds="

@@ -163,7 +163,7 @@ class GrammarCompletion:
         cached = self._finish.get(set_id)
         if cached is None:
             cached = INFINITE
-            for rule, dot, origin in self.tables.sets[set_id]:
+            for rule, dot, origin in self.tables.items(set_id):
                 rest = self._rest(rule, dot)
                 if rest < cached:
                     above = self._climbs(set_id if origin == SELF else origin)
@@ -194,7 +194,7 @@ class GrammarCompletion:
         return self._climb[set_id]
 
     def _parent_origins(self, set_id: int) -> set[int]:
-        return {o for _, _, o in self.tables.sets[set_id] if o != SELF}
+        return {o for _, _, o in self.tables.sets[set_id][0] if o != SELF}
 
     def _solve_climbs(self, set_id: int) -> dict[str, float]:
         tables = self.tables
@@ -202,7 +202,7 @@ class GrammarCompletion:
         internal: dict[str, list[tuple[str, float]]] = {}  # child -> (parent lhs, rest)
         if set_id == tables.start_set:
             costs[tables.rule_lhs[0]] = 0.0  # the start rule: nothing above it
-        for rule, dot, origin in tables.sets[set_id]:
+        for rule, dot, origin in tables.items(set_id):
             rhs = tables.rule_rhs[rule]
             if dot >= len(rhs) or not isinstance(rhs[dot], Nonterminal):
                 continue

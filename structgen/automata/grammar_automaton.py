@@ -26,6 +26,7 @@ the bytes actually read; token masks are assembled from the threads' terminal DF
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -161,6 +162,7 @@ class GrammarAutomaton(LazyAutomaton):
         self._starting_memo: dict[tuple[int, int], tuple | None] = {}
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
+        self._single_steps: dict[tuple[int, int], int] = {}
         start_sets = frozenset([(self.tables.start_set, PLAIN_END)])
         self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
 
@@ -238,43 +240,75 @@ class GrammarAutomaton(LazyAutomaton):
         ``\\b`` may hold there)."""
         return all(self.lexer(t).accepting[g] for t, g in self.end_contexts[context].guards)
 
+    def step(self, state: int, byte: int) -> int:
+        """The state after ``byte``. Without building the whole row: reading a token needs
+        the transitions of its bytes only, and a row holds one for each of the tens of bytes
+        that may follow (each an Earley scan and a spawn); masks never read this automaton's
+        rows (see ``TokenConstraint._thread_mask``). Kept, and equal to the row built later."""
+        if self.known[state]:
+            return int(self.trans[state, byte])
+        key = (state, byte)
+        found = self._single_steps.get(key)
+        if found is None:
+            started = time.perf_counter()
+            alive: set = set()
+            completed: set = set()
+            for thread in self._payload[state][0]:
+                lexer = self.lexer(thread[1])
+                self._read(thread, lexer, lexer.step(thread[2], byte), alive, completed)
+            found = self._single_steps[key] = self._successor(alive, completed)
+            self._count_seconds(time.perf_counter() - started)
+        return found
+
     def _build_row(self, state: int) -> np.ndarray:
         threads, _ = self._payload[state]
         moved: dict[int, set] = {}
         completed: dict[int, set] = {}
-        terminals = len(self.terminal_names)
-        for set_id, lexer_id, lexer_state in threads:
-            lexer = self.lexer(lexer_id)
-            lexer.materialize(lexer_state)
-            row = lexer.trans[lexer_state]
+        for thread in threads:
+            lexer = self.lexer(thread[1])
+            lexer.materialize(thread[2])
+            row = lexer.trans[thread[2]]
             for byte in np.flatnonzero(row >= 0).tolist():
-                nxt = int(row[byte])
-                moved.setdefault(byte, set()).add(
-                    (set_id, lexer_id, nxt) if lexer_id < terminals else
-                    self._unguarded(set_id, lexer_id, nxt))
-                if lexer.accepting[nxt]:
-                    completed.setdefault(byte, set()).add(
-                        (set_id, lexer_id, int(lexer.end_class[nxt])))
+                self._read(thread, lexer, int(row[byte]), moved.setdefault(byte, set()),
+                           completed.setdefault(byte, set()))
         out = np.full(256, DEAD, dtype=np.int32)
-        ignored = set(self._ignored)
         for byte, alive in moved.items():
-            ends: dict[int, set[int]] = {}  # per end context, the sets where lexemes ended
-            for set_id, lexer_id, end_class in completed.get(byte, ()):
-                terminal = self._lexer_keys[lexer_id][0]
-                sets = ends.setdefault(self.end_context(lexer_id, end_class), set())
-                if terminal in ignored:
-                    sets.add(set_id)  # ignored text leaves the parser where it was
-                scanned = self.tables.scan(set_id, self.terminal_names[terminal])
-                if scanned >= 0:
-                    sets.add(scanned)
-            boundary = frozenset((set_id, context) for context, sets in ends.items()
-                                 for set_id in self._one_set(sets))
-            alive = {t for t in alive if not self._exhausted(t)}
-            for set_id, context in boundary:
-                alive |= self._spawn(set_id, context)
-            if alive or boundary:  # boundary alone: the guards refuse all that may follow
-                out[byte] = self._state(frozenset(alive), boundary)
+            out[byte] = self._successor(alive, completed[byte])
         return out
+
+    def _read(self, thread: tuple, lexer, nxt: int, alive: set, completed: set) -> None:
+        """Record that ``thread``'s lexer went to state ``nxt`` on a byte (``DEAD``: it
+        refused it): the thread moved on, and its lexeme may have ended there."""
+        if nxt < 0:
+            return
+        set_id, lexer_id, _ = thread
+        alive.add((set_id, lexer_id, nxt) if lexer_id < len(self.terminal_names) else
+                  self._unguarded(set_id, lexer_id, nxt))
+        if lexer.accepting[nxt]:
+            completed.add((set_id, lexer_id, int(lexer.end_class[nxt])))
+
+    def _successor(self, alive: set, completed: set) -> int:
+        """The state after a byte that moved the threads ``alive`` and ended the lexemes
+        ``completed`` (``(Earley set, lexer, end class)``); ``DEAD`` when none moved."""
+        if not alive:
+            return DEAD
+        ends: dict[int, set[int]] = {}  # per end context, the sets where lexemes ended
+        for set_id, lexer_id, end_class in completed:
+            terminal = self._lexer_keys[lexer_id][0]
+            sets = ends.setdefault(self.end_context(lexer_id, end_class), set())
+            if terminal in self._ignored:
+                sets.add(set_id)  # ignored text leaves the parser where it was
+            scanned = self.tables.scan(set_id, self.terminal_names[terminal])
+            if scanned >= 0:
+                sets.add(scanned)
+        boundary = frozenset((set_id, context) for context, sets in ends.items()
+                             for set_id in self._one_set(sets))
+        alive = {t for t in alive if not self._exhausted(t)}
+        for set_id, context in boundary:
+            alive |= self._spawn(set_id, context)
+        if alive or boundary:  # boundary alone: the guards refuse all that may follow
+            return self._state(frozenset(alive), boundary)
+        return DEAD
 
     def _unguarded(self, set_id: int, lexer_id: int, lexer_state: int) -> tuple:
         """The thread ``(set_id, lexer_id, lexer_state)`` of a guarded lexer, on its terminal's
