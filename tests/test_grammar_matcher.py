@@ -191,6 +191,7 @@ EDGE_LOOKAROUND_SENTENCES = {
     "end_anchor": ["aaaa\n", "a"],
     "word_start": ["a a  x", "  x"],
     "guards_across_lexemes": ["abbcacbab", "acbcab"],
+    "keyword_exclusions": ["ifn;n;fi", "inn"],
 }
 
 

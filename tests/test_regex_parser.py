@@ -17,6 +17,7 @@ against set algebra on the operands' own (re-checked) sets.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import unicodedata
@@ -1199,3 +1200,22 @@ def test_ecma_syntax_agrees_with_the_suite_format_regex(draft):
                     assert ecma_valid(case["data"]) == case["valid"], (name, case["data"])
                     checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize("pattern", [
+    r"a+(b.*?c)?", r'".*?"', r"a+b*?", r"<c+?>|#", r".+?(?=;)", r"x(a.*?)b", r"(?:a.*?b)+c",
+    r'".*?(?<!\\)(\\\\)*?"', r"a{2,4}?b", r"a*?(ab)?", r"(?:a+?b)*", r"(?:ab??)+c",
+])
+def test_lazy_quantifiers_stop_at_the_first_match_like_re_match(pattern):
+    """With ``first_match``, a text is matched in full exactly when ``re.match`` takes all of
+    it: a lazy quantifier stops where the rest of the pattern first matches (``".*?"`` at the
+    first quote), greedy parts around it keep all their matches (``a+b*?`` takes ``aa``).
+    Every text of up to six characters over the pattern's letters and one other."""
+    term = parse_regex(pattern, first_match=True)
+    alphabet = sorted({c for c in pattern if c.isalpha() or c in '"\\;<>#'} | {"x"})[:5]
+    for n in range(7):
+        for letters in itertools.product(alphabet, repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text)
+            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+

@@ -31,7 +31,6 @@ from structgen.grammar.regular import (
     Repeat,
     Seq,
     Term,
-    shortest_match_of,
     single_character,
     subterms,
 )
@@ -205,8 +204,7 @@ class LazyByteDFA(LazyAutomaton):
     (``END``) rather than of the text, so that its lookaheads read the text after the lexeme:
     a state where the lexeme may end then has a *guard*, the state of the lookaheads still
     reading on (``TermAlgebra.end_obligation``), itself a state of this DFA over the text
-    that follows; its accepting states are those where the text may end. A lazy term
-    (``shortest_matches``) takes its first match in the text. ``context`` are the
+    that follows; its accepting states are those where the text may end. ``context`` are the
     one-character lookbehind bodies the grammar's terminals read before their start: this DFA
     tracks which of them hold at each lexeme end, for the lexemes after it
     (:meth:`start_after`).
@@ -224,11 +222,6 @@ class LazyByteDFA(LazyAutomaton):
         # An ignored terminal's lexeme is its longest match, as lark's lexer takes it: it may
         # end only where the text after it does not make a longer one (see ``_guard_key``).
         self._longest = longest
-        # A lazy terminal's lexeme is its first match: it goes on past a point where it may
-        # end only where the text after that point fails the guard there (see ``_going_on``).
-        lazy = shortest_match_of(term) if lexeme else None
-        self._first_match = lazy is not None
-        term = lazy if lazy is not None else term
         for look in _lookbehind_nodes(term):
             self.algebra.lookbehind_head(look.body, look.negate)
         self.context = context
@@ -315,17 +308,6 @@ class LazyByteDFA(LazyAutomaton):
                                          algebra.any_text_after_end(rest)))
         return algebra.union(parts)
 
-    def _going_on(self, term: int, behind: frozenset) -> int:
-        """The part of state ``term`` that reads on: all of it, but for a lazy terminal's
-        lexeme, which may not go on past a point where it may end with the text after that
-        point meeting the guard there (a lazy ``.+?(?=;)`` stops at the first ``;``)."""
-        if not (self._first_match and self.algebra.has_end(term)):
-            return term  # a guard: it reads the text after the lexeme
-        obligation = self.algebra.end_obligation(term, behind)
-        if obligation == EMPTY:
-            return term
-        return self.algebra.intersection([term, self.algebra.complement(obligation)])
-
     def _end_class(self, guard: int, behind: frozenset) -> int:
         held = frozenset(i for i, head in enumerate(self._context_heads) if head in behind)
         return intern((guard, held), self.end_classes, self._end_class_ids)
@@ -365,7 +347,6 @@ class LazyByteDFA(LazyAutomaton):
         term, trackers = key
         algebra = self.algebra
         behind = self._behind(trackers)
-        term = self._going_on(term, behind)
         sets = list(algebra.first_sets(term, behind))
         empty = frozenset()
         for tracker in trackers:
@@ -427,13 +408,12 @@ class LazyByteDFA(LazyAutomaton):
                     f"deciding whether a lookaround state can finish needs more than "
                     f"max_states={self.limits.max_states} states"
                 )
-            going_on = self._going_on(k[0], behind)
-            sets = list(algebra.first_sets(going_on, behind))
+            sets = list(algebra.first_sets(k[0], behind))
             for tracker in k[1]:
                 sets.extend(algebra.first_sets(tracker, frozenset()))
             for block in _minterms(sets):
                 cp = block.ranges[0][0]
-                t = algebra.derivative(going_on, cp, behind)
+                t = algebra.derivative(k[0], cp, behind)
                 if t == EMPTY:
                     continue
                 nk = (t, tuple(algebra.derivative(x, cp, frozenset()) for x in k[1]))

@@ -42,7 +42,7 @@ from structgen.automata.byte_dfa import (
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
 from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
-from structgen.grammar.regular import shortest_match_of, single_character
+from structgen.grammar.regular import single_character
 
 NO_GUARDS: frozenset = frozenset()
 
@@ -140,11 +140,10 @@ class GrammarAutomaton(LazyAutomaton):
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
         self.context = _context_bodies(grammar)
         self._ignored = tuple(self._terminal_index[n] for n in sorted(grammar.ignore))
-        # Ignored text is taken by its longest match, as lark's lexer takes it (but a lazy
-        # terminal's, which is its first): a guard after it refuses what would lengthen it.
-        self._longest = frozenset(
-            i for i in self._ignored
-            if shortest_match_of(grammar.terminals[self.terminal_names[i]]) is None)
+        # Ignored text is taken by its longest match, as lark's lexer takes it (a lazy
+        # terminal's term already stops at its first): a guard after it refuses what would
+        # lengthen it.
+        self._longest = frozenset(self._ignored)
         self._lookahead_ends = frozenset(  # the terminals with a lookahead at their end
             i for i, name in enumerate(self.terminal_names)
             if looks_outside(grammar.terminals[name])[1])

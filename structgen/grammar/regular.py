@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
-from structgen.grammar.charset import ANY_CHAR, CharSet
+from structgen.grammar.charset import CharSet
 
 _COMPARED_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -86,6 +86,14 @@ class Repeat(Term):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class LazyRepeat(Repeat):
+    """A lazy ``Repeat`` (``*?``), as the regex parser leaves it for :func:`first_matches`
+    (its language is a ``Repeat``'s); no other stage sees one."""
+
+    __hash__ = Term.__hash__
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Look(Term):
     """A zero-width assertion about the text after (``ahead``) or before the current position.
 
@@ -153,23 +161,106 @@ def subterms(term: Term) -> Iterator[Term]:
             stack.append(node.body)
 
 
-def shortest_matches(term: Term) -> Term:
-    """The strings of ``term`` none of whose proper prefixes are in ``term``: what a
-    first-match lexer takes from a lazy pattern (``.*?``)."""
-    return Seq((Look(Seq((term, Chars(ANY_CHAR))), ahead=True, negate=True), term))
+def first_matches(term: Term) -> Term:
+    """``term`` with each lazy repetition (:class:`LazyRepeat`) made to stop where the rest of
+    the term first matches, as in ``re.match``'s first match: ``X*?C`` becomes
+    ``(?:(?!C)X)*C``, where ``C`` is everything after the repetition to the end of ``term``
+    (through the enclosing groups and loops), so ``".*?"`` ends at the first quote and the
+    greedy parts around a lazy one keep all their matches (``a+b*?`` matches ``aa``). What a
+    lazy repetition's item or a lookaround's body does after a first match is not asked:
+    there they are read greedily."""
+    lazy = _with_lazy_parts(term)
+    if not lazy:
+        return term
+    greedy_memo: dict[int, Term] = {}
+
+    def greedy(node: Term) -> Term:
+        """``node`` with its lazy repetitions read as greedy ones (the same language)."""
+        if id(node) not in lazy:
+            return node
+        found = greedy_memo.get(id(node))
+        if found is None:
+            if isinstance(node, (Seq, Alt)):
+                found = type(node)(tuple(greedy(item) for item in node.items))
+            elif isinstance(node, Repeat):
+                found = Repeat(greedy(node.item), node.min, node.max)
+            else:
+                found = Look(greedy(node.body), node.ahead, node.negate)
+            greedy_memo[id(node)] = found
+        return found
+
+    memo: dict[tuple[int, int], Term] = {}
+    keep: list = []  # the continuations, alive while their ids key ``memo``
+
+    def visit(node: Term, rest: Term) -> Term:
+        if id(node) not in lazy:
+            return node
+        key = (id(node), id(rest))
+        found = memo.get(key)
+        if found is not None:
+            return found
+        keep.append(rest)
+        if isinstance(node, Seq):
+            items = []
+            after = rest
+            for item in reversed(node.items):
+                items.append(visit(item, after))
+                after = _then(greedy(item), after)
+            found = Seq(tuple(reversed(items)))
+        elif isinstance(node, Alt):
+            found = Alt(tuple(visit(item, rest) for item in node.items))
+        elif isinstance(node, Repeat):
+            again = (EPSILON if node.max == 1 else
+                     Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
+            item = visit(node.item, _then(again, rest))
+            if isinstance(node, LazyRepeat):
+                more = None if node.max is None else node.max - node.min
+                loop = Repeat(Seq((Look(rest, ahead=True, negate=True), item)), 0, more)
+                found = _then(Repeat(item, node.min, node.min), loop) if node.min else loop
+            else:
+                found = Repeat(item, node.min, node.max)
+        else:
+            found = greedy(node)  # a lookaround: its body is read for its language alone
+        memo[key] = found
+        return found
+
+    return visit(term, EPSILON)
 
 
-def shortest_match_of(term: Term) -> Term | None:
-    """The term whose shortest matches ``term`` is (see :func:`shortest_matches`), if it is
-    such a term; else None. A grammar's terminal whose lookahead reads past its lexeme then
-    takes, instead, its first match in the text (``LazyByteDFA``)."""
-    if (isinstance(term, Seq) and len(term.items) == 2 and isinstance(term.items[0], Look)
-            and term.items[0].ahead and term.items[0].negate):
-        body = term.items[0].body
-        if (isinstance(body, Seq) and len(body.items) == 2 and body.items[0] == term.items[1]
-                and body.items[1] == Chars(ANY_CHAR)):
-            return term.items[1]
-    return None
+def _with_lazy_parts(term: Term) -> set[int]:
+    """The ids of the nodes of ``term`` that have a lazy repetition in them (a regex's
+    nesting is bounded, so recursion is safe)."""
+    found: set[int] = set()
+    done: set[int] = set()
+
+    def visit(node: Term) -> bool:
+        if id(node) not in done:
+            done.add(id(node))
+            if isinstance(node, (Seq, Alt)):
+                lazy = False
+                for item in node.items:  # every one: each is marked
+                    lazy = visit(item) or lazy
+            elif isinstance(node, Repeat):
+                lazy = visit(node.item) or isinstance(node, LazyRepeat)
+            elif isinstance(node, Look):
+                lazy = visit(node.body)
+            else:
+                lazy = False
+            if lazy:
+                found.add(id(node))
+        return id(node) in found
+
+    visit(term)
+    return found
+
+
+def _then(first: Term, rest: Term) -> Term:
+    """``first`` followed by ``rest``, the empty string left out."""
+    if rest == EPSILON:
+        return first
+    if first == EPSILON:
+        return rest
+    return Seq((first, rest))
 
 
 def single_character(term: Term) -> CharSet | None:
@@ -215,13 +306,9 @@ def restrict_alphabet(term: Term, alphabet: CharSet) -> Term:
         cached = memo.get(id(node))
         if cached is not None:
             return cached
-        lazy = shortest_match_of(node)
         if isinstance(node, Chars):
             charset = node.charset & alphabet
             result: Term = Chars(charset) if charset else NOTHING
-        elif lazy is not None:  # kept recognisable: its lookahead reads only the term itself
-            inner = visit(lazy)
-            result = NOTHING if inner == NOTHING else shortest_matches(inner)
         elif isinstance(node, Seq):
             items = tuple(visit(x) for x in node.items)
             result = NOTHING if NOTHING in items else Seq(items)

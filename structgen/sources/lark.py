@@ -10,14 +10,14 @@ escaping and flags (``"..."i``, ``/.../imsx``) are exactly Lark's.
 Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the lexing side:
 
 * Terminal and rule priorities are ignored: they choose between parses, not what is a sentence.
-* A terminal matches every text its regex fully matches, except that a regex with a lazy
-  quantifier matches only texts none of whose proper prefixes it matches (its shortest matches):
+* A terminal matches every text its regex fully matches, except that a lazy quantifier stops
+  where the rest of the regex first matches (:func:`structgen.grammar.regular.first_matches`):
   Lark lexes with ``re.match``, where the lazy ``.*?`` of ``ESCAPED_STRING`` stops at the first
   closing quote, so ``"a"b"`` is never one string. Other order-dependent patterns may still
   differ (``/a|ab/`` never lexes ``ab`` in Lark; here it does).
-* An ignored terminal takes its longest match, as Lark's lexer does (a lazy one its first);
-  inside a rule inlined into one terminal (:func:`structgen.grammar.cfg.inline_regular`) only
-  when its longest matches have a simple term, and such rules are not inlined otherwise.
+* An ignored terminal takes its longest match, as Lark's lexer does; inside a rule inlined
+  into one terminal (:func:`structgen.grammar.cfg.inline_regular`) only when its longest
+  matches have a simple term, and such rules are not inlined otherwise.
 * Lookarounds at a terminal's edges (also ``^``, ``$``, ``\\b``) see the text around its
   lexeme, as they do for the first match at a position in lark's lexer; lark's complete
   lexing also takes the prefixes of that match that match on their own text, which here must
@@ -26,7 +26,6 @@ Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from pathlib import Path
@@ -36,22 +35,8 @@ from lark.exceptions import LarkError
 from lark.load_grammar import load_grammar
 
 from structgen.errors import GrammarError, RegexError
-from structgen.grammar.cfg import (
-    Expansion,
-    Grammar,
-    Nonterminal,
-    Terminal,
-    edge_lookarounds,
-    looks_outside,
-    trim,
-)
-from structgen.grammar.regular import (
-    Alt,
-    Term,
-    shortest_match_of,
-    shortest_matches,
-    single_character,
-)
+from structgen.grammar.cfg import Expansion, Grammar, Nonterminal, Terminal, edge_lookarounds, trim
+from structgen.grammar.regular import Term, single_character
 from structgen.sources.regex import parse_regex
 
 __all__ = ["load_lark"]
@@ -150,85 +135,23 @@ def _terminal_term(definition: lark.lexer.TerminalDef, text: str) -> Term:
 def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text: str) -> None:
     """Refuse, naming them, the terminals whose edge lookarounds structgen cannot let see the
     text around their lexeme as lark's lexer does: a lookbehind at the start that reads more
-    than one character, and a lazy quantifier with a lookahead at the end (whose first match
-    depends on the text after it)."""
+    than one character."""
     for definition in definitions:
         term = terminals[definition.name]
-        wide = [look for look in edge_lookarounds(term, True) if single_character(look.body) is None]
-        lazy = (isinstance(term, Alt) and looks_outside(term)[1]
-                and any(shortest_match_of(item) is not None for item in term.items))
-        if not (wide or lazy):
+        if all(single_character(look.body) is not None
+               for look in edge_lookarounds(term, True)):
             continue
         pattern = definition.pattern
-        problem = ("a lookbehind at its start reads more than one character before it" if wide
-                   else "a lazy alternative among others, with a lookahead at the end of the "
-                        "terminal that reads the text after its lexeme")
         raise GrammarError(
-            f"terminal {definition.name} {pattern.raw or pattern.value!r}: {problem}, which "
-            "is not supported",
+            f"terminal {definition.name} {pattern.raw or pattern.value!r}: a lookbehind at its "
+            "start reads more than one character before it, which is not supported",
             *_locate(text, rf"^\s*{re.escape(definition.name)}\b"))
 
 
 def _lexeme_term(regex: str) -> Term:
-    """The texts Lark's lexer can take with ``regex``: all of its matches, or for a lazy
-    alternative its shortest ones (see the module docstring). A terminal that is an alternation
-    of others (``VALUE: SIGNED_FLOAT | ESCAPED_STRING``) is split first, so that only the lazy
-    alternative is cut down: ``re.match`` tries the alternatives one by one."""
-    if not _has_lazy_quantifier(regex):
-        return parse_regex(regex, exact_classes=True)
-    alternatives = _top_level_alternatives(regex)
-    if len(alternatives) > 1:
-        return Alt(tuple(_lexeme_term(alternative) for alternative in alternatives))
-    return shortest_matches(parse_regex(regex, exact_classes=True))
-
-
-def _top_level_alternatives(regex: str) -> list[str]:
-    """``regex`` split at its top-level ``|``, looking inside groups ``(?:...)`` that enclose
-    all of it; ``[regex]`` when there is no such alternation."""
-    while True:
-        depth, cuts, closes_at = 0, [], None
-        for i, char in _structural_chars(regex):
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1
-                if depth == 0 and closes_at is None:
-                    closes_at = i
-            elif char == "|" and depth == 0:
-                cuts.append(i)
-        if cuts:
-            bounds = [-1, *cuts, len(regex)]
-            return [regex[a + 1:b] for a, b in itertools.pairwise(bounds)]
-        if regex.startswith("(?:") and closes_at == len(regex) - 1:
-            regex = regex[3:-1]
-            continue
-        return [regex]
-
-
-def _structural_chars(regex: str):
-    """``(index, char)`` for the characters of ``regex`` outside escapes and classes."""
-    i, in_class = 0, False
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if regex[i + 1 : i + 2] == "]":
-                i += 1  # a leading "]" is a literal member
-        else:
-            yield i, char
-        i += 1
-
-
-def _has_lazy_quantifier(regex: str) -> bool:
-    """Whether ``regex`` has ``*?``, ``+?``, ``??`` or ``{m,n}?`` outside classes and escapes."""
-    return any(char in "*+?}" and regex[i + 1 : i + 2] == "?"
-               and not (char == "?" and regex[i - 1 : i] == "(")  # "(?" opens a group
-               for i, char in _structural_chars(regex))
+    """The texts Lark's lexer can take with ``regex``: all of its matches, lazy quantifiers
+    stopping at the first match of what follows them (see the module docstring)."""
+    return parse_regex(regex, exact_classes=True, first_match=True)
 
 
 def _rules(lark_rules) -> dict[str, tuple[Expansion, ...]]:

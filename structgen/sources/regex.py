@@ -86,7 +86,18 @@ from dataclasses import dataclass, field
 
 from structgen.errors import RegexError, UnsupportedRegex
 from structgen.grammar.charset import ANY_CHAR, EMPTY_SET, MAX_CODE_POINT, NEWLINE, CharSet
-from structgen.grammar.regular import EPSILON, Alt, Chars, Look, Repeat, Seq, Term, subterms
+from structgen.grammar.regular import (
+    EPSILON,
+    Alt,
+    Chars,
+    LazyRepeat,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    first_matches,
+    subterms,
+)
 
 __all__ = ["parse_regex"]
 
@@ -115,6 +126,7 @@ _INLINE_FLAGS = {
 }
 _TYPE_FLAGS = _ASCII | _LOCALE | _UNICODE
 _EXACT_CLASSES = 1 << 30  # not an ``re`` flag: ``parse_regex(..., exact_classes=True)``
+_KEEP_LAZY = 1 << 29  # nor this one: ``parse_regex(..., first_match=True)``
 _GLOBAL_FLAGS = _DEBUG | _TEMPLATE
 
 _MAX_REPEAT = 4294967295  # Python's MAXREPEAT: larger repetition counts are an error
@@ -968,12 +980,16 @@ class _Parser:
             raise self.error("nothing to repeat", start)
         if frame.items[-1].kind == _REPEAT:
             raise self.error("multiple repeat", start)
-        if self.p.startswith("?", end):
+        lazy = self.p.startswith("?", end)
+        if lazy:
             end += 1
         elif self.p.startswith("+", end):
             raise self.unsupported(f"possessive quantifier {self.p[start : end + 1]!r}", start)
         item = frame.items[-1]
-        frame.items[-1] = _Item(_repeat(item.term, low, high), _REPEAT, _unique())
+        term = _repeat(item.term, low, high)
+        if lazy and self.flags & _KEEP_LAZY and isinstance(term, Repeat) and low != high:
+            term = LazyRepeat(term.item, low, high)
+        frame.items[-1] = _Item(term, _REPEAT, _unique())
         self.i = end
         return True
 
@@ -1858,7 +1874,7 @@ def _parse_ecma(pattern: str, flags: int) -> Term:
 
 
 def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
-                exact_classes: bool = False) -> Term:
+                exact_classes: bool = False, first_match: bool = False) -> Term:
     """The regular term whose language is ``{s : re.fullmatch(pattern, s, flags)}``.
 
     Args:
@@ -1870,6 +1886,10 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
         dialect: ``"python"`` or ``"ecma"``.
         exact_classes: Python's Unicode ``\\d \\w \\s`` exactly, instead of the ASCII classes
             of the module docstring (Lark grammars, whose reference is Python's ``re``).
+        first_match: lazy quantifiers stop where the rest of the pattern first matches, as in
+            ``re.match``'s first match (:func:`~structgen.grammar.regular.first_matches`);
+            else a lazy quantifier matches what a greedy one does (a full match is one either
+            way).
 
     Returns:
         A term over Unicode scalar values that must match the whole string; its language is
@@ -1897,8 +1917,10 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
         raise RegexError("cannot use LOCALE flag with a str pattern")
     if exact_classes:
         flags |= _EXACT_CLASSES
+    if first_match:
+        flags |= _KEEP_LAZY
     parser = _Parser(pattern, flags, frozenset())
     term = parser.parse()
     if parser.merged_literals:
         term = _Parser(pattern, flags, frozenset(parser.merged_literals)).parse()
-    return term
+    return first_matches(term) if first_match else term

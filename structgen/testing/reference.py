@@ -9,16 +9,7 @@ characters.
 from __future__ import annotations
 
 from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, looks_outside
-from structgen.grammar.regular import (
-    Alt,
-    Chars,
-    Look,
-    Repeat,
-    Seq,
-    Term,
-    shortest_match_of,
-    subterms,
-)
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
 
 __all__ = ["fullmatch", "grammar_accepts"]
 
@@ -142,26 +133,22 @@ def _spans(term: Term, text: str) -> list[set[int]]:
     """``ends[i]``: the ``j > i`` where a lexeme of ``term`` starting at ``i`` may end.
 
     Its lookbehinds read the text before it; a lookahead at its end reads the text after it,
-    the others only the lexeme (the text ends there for them); a lazy term's lexeme is its
-    first match (``shortest_matches``). Without lookarounds a match does not depend on the
-    text around it, so one matcher over the whole text gives every end at once.
+    the others only the lexeme (the text ends there for them). Without lookarounds a match
+    does not depend on the text around it, so one matcher over the whole text gives every end
+    at once.
     """
     n = len(text)
-    lazy = shortest_match_of(term)
-    inner = term if lazy is None else lazy
-    if not any(isinstance(node, Look) for node in subterms(term)) or looks_outside(inner)[1]:
+    if not any(isinstance(node, Look) for node in subterms(term)) or looks_outside(term)[1]:
         matcher = _Matcher(text)
-        ends = [{j for j in matcher.ends(inner, i) if j > i} for i in range(n + 1)]
-    else:
-        up_to = [_Matcher(text[:j]) for j in range(n + 1)]
-        ends = [{j for j in range(i + 1, n + 1) if j in up_to[j].ends(inner, i)}
-                for i in range(n + 1)]
-    return [{min(found)} if lazy is not None and found else found for found in ends]
+        return [{j for j in matcher.ends(term, i) if j > i} for i in range(n + 1)]
+    up_to = [_Matcher(text[:j]) for j in range(n + 1)]
+    return [{j for j in range(i + 1, n + 1) if j in up_to[j].ends(term, i)}
+            for i in range(n + 1)]
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
     """``gaps[i]``: the positions reachable from ``i`` over zero or more ignored terminals,
-    each taken by its longest match (a lazy one by its first)."""
+    each taken by its longest match."""
     gaps = [{i} for i in range(n + 1)]
     for i in reversed(range(n + 1)):
         for name in grammar.ignore:
