@@ -166,9 +166,11 @@ def first_matches(term: Term) -> Term:
     the term first matches, as in ``re.match``'s first match: ``X*?C`` becomes
     ``(?:(?!C)X)*C``, where ``C`` is everything after the repetition to the end of ``term``
     (through the enclosing groups and loops), so ``".*?"`` ends at the first quote and the
-    greedy parts around a lazy one keep all their matches (``a+b*?`` matches ``aa``). What a
-    lazy repetition's item or a lookaround's body does after a first match is not asked:
-    there they are read greedily."""
+    greedy parts around a lazy one keep all their matches (``a+b*?`` matches ``aa``). A lazy
+    repetition inside another's item stops where the outer one does (a nested ``.*?`` with
+    its own whole continuation would make the term explode: jinja's
+    ``\\{\\{('.*?'|.*?)*?\\}\\}`` then ends at the first ``}}``, quoted or not); a
+    lookaround's body is read for its language alone."""
     lazy = _with_lazy_parts(term)
     if not lazy:
         return term
@@ -192,39 +194,41 @@ def first_matches(term: Term) -> Term:
     memo: dict[tuple[int, int], Term] = {}
     keep: list = []  # the continuations, alive while their ids key ``memo``
 
-    def visit(node: Term, rest: Term) -> Term:
+    def visit(node: Term, rest: Term, stop: Term | None) -> Term:
+        """``node`` rewritten, ``rest`` following it; ``stop``: the continuation of the
+        lazy repetition whose item holds ``node``, if any."""
         if id(node) not in lazy:
             return node
-        key = (id(node), id(rest))
+        key = (id(node), id(rest), id(stop))
         found = memo.get(key)
         if found is not None:
             return found
-        keep.append(rest)
+        keep.append((rest, stop))
         if isinstance(node, Seq):
             items = []
             after = rest
             for item in reversed(node.items):
-                items.append(visit(item, after))
+                items.append(visit(item, after, stop))
                 after = _then(greedy(item), after)
             found = Seq(tuple(reversed(items)))
         elif isinstance(node, Alt):
-            found = Alt(tuple(visit(item, rest) for item in node.items))
+            found = Alt(tuple(visit(item, rest, stop) for item in node.items))
+        elif isinstance(node, LazyRepeat):
+            until = rest if stop is None else stop
+            item = visit(node.item, EPSILON, until)
+            more = None if node.max is None else node.max - node.min
+            loop = Repeat(Seq((Look(until, ahead=True, negate=True), item)), 0, more)
+            found = _then(Repeat(item, node.min, node.min), loop) if node.min else loop
         elif isinstance(node, Repeat):
             again = (EPSILON if node.max == 1 else
                      Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
-            item = visit(node.item, _then(again, rest))
-            if isinstance(node, LazyRepeat):
-                more = None if node.max is None else node.max - node.min
-                loop = Repeat(Seq((Look(rest, ahead=True, negate=True), item)), 0, more)
-                found = _then(Repeat(item, node.min, node.min), loop) if node.min else loop
-            else:
-                found = Repeat(item, node.min, node.max)
+            found = Repeat(visit(node.item, _then(again, rest), stop), node.min, node.max)
         else:
             found = greedy(node)  # a lookaround: its body is read for its language alone
         memo[key] = found
         return found
 
-    return visit(term, EPSILON)
+    return visit(term, EPSILON, None)
 
 
 def _with_lazy_parts(term: Term) -> set[int]:
