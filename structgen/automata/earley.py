@@ -88,7 +88,8 @@ class EarleyTables:
             if self.max_sets is not None and set_id >= self.max_sets:
                 raise LimitExceeded(
                     f"parsing needs more than max_states={self.max_sets} Earley sets (a set "
-                    "per distinct parser configuration met: deep nesting makes many)")
+                    "per distinct parser configuration met: deep nesting, or words that split "
+                    "into terminals in many ways, make many)")
             self.sets.append(key)
             self._set_ids[key] = set_id
         return set_id
