@@ -240,10 +240,11 @@ class GrammarAutomaton(LazyAutomaton):
         return all(self.lexer(t).accepting[g] for t, g in self.end_contexts[context].guards)
 
     def step(self, state: int, byte: int) -> int:
-        """The state after ``byte``. Without building the whole row: reading a token needs
+        """The state after ``byte``, without building the whole row: reading a token needs
         the transitions of its bytes only, and a row holds one for each of the tens of bytes
-        that may follow (each an Earley scan and a spawn); masks never read this automaton's
-        rows (see ``TokenConstraint._thread_mask``). Kept, and equal to the row built later."""
+        that may follow (each an Earley scan and a spawn), while masks are assembled from the
+        lexers (``TokenConstraint._thread_mask``). Kept; a row built later agrees with it
+        (states are interned)."""
         if self.known[state]:
             return int(self.trans[state, byte])
         key = (state, byte)
