@@ -9,10 +9,11 @@ names: :func:`validate`, :func:`nullable`, :func:`productive`, :func:`reachable`
 Semantics. A text is in the language when it splits as ``g0 t1 g1 t2 ... tk gk`` where the
 terminal names ``T1 .. Tk`` are derived from ``start``, each ``ti`` fully matches the term of
 ``Ti``, and each gap ``gi`` is a (possibly empty) run of texts each fully matching the term of an
-``ignore`` terminal, each the longest such match there (a lazy one the first). This is Lark's
-``%ignore``: ignored text may stand between any two terminals and at both ends of the input,
-never inside a terminal; its lexer takes an ignored terminal's first match, the longest for a
-greedy pattern (a ``#[^\\n]*`` comment runs to the end of its line). Terminals never match the
+``ignore`` terminal, each the longest such match there (a lazy quantifier's term already
+stops at its first, see ``regular.first_matches``). This is Lark's ``%ignore``: ignored text
+may stand between any two terminals and at both ends of the input, never inside a terminal;
+its lexer takes an ignored terminal's first match, the longest for a greedy pattern (a
+``#[^\\n]*`` comment runs to the end of its line). Terminals never match the
 empty string (a lexer would loop on them; Lark refuses them too); a rule may derive the empty
 string.
 """
