@@ -58,6 +58,7 @@ class EarleyTables:
     _block_scan_memo: dict[str, dict] = field(default_factory=dict)
     _block_waiting_memo: dict[str, dict] = field(default_factory=dict)
     _representative_memo: dict[str, str] = field(default_factory=dict)
+    _canonical_memo: dict[frozenset[str], frozenset[str]] = field(default_factory=dict)
     _relative_memo: dict[int, int] = field(default_factory=dict)
     _union_memo: dict[frozenset, int] = field(default_factory=dict)
     _completion_memo: dict[tuple[int, str], tuple] = field(default_factory=dict)
@@ -192,16 +193,20 @@ class EarleyTables:
             frame.escaped = frame.escaped or escaped
         return None
 
-    def _canonical(self, blocks) -> frozenset[str]:
+    def _canonical(self, blocks: frozenset[str]) -> frozenset[str]:
         """The fewest prediction blocks that hold the items of ``blocks``: a block inside
         another's prediction goes, and of blocks that predict each other one stands for all
-        (:meth:`_representative`). Equal items then have equal blocks."""
-        found = {self._representative(name) for name in blocks}
-        if len(found) > 1:
-            found = {name for name in found
-                     if not any(name in self._predictions(other)[1]
-                                for other in found if other != name)}
-        return frozenset(found)
+        (:meth:`_representative`). Equal items then have equal blocks. Memoized: the same
+        blocks recur in set after set, and the test is quadratic in their number."""
+        cached = self._canonical_memo.get(blocks)
+        if cached is None:
+            found = {self._representative(name) for name in blocks}
+            if len(found) > 1:
+                found = {name for name in found
+                         if not any(name in self._predictions(other)[1]
+                                    for other in found if other != name)}
+            cached = self._canonical_memo[blocks] = frozenset(found)
+        return cached
 
     def _representative(self, name: str) -> str:
         """The least nonterminal whose prediction is the same as ``name``'s (each predicts
