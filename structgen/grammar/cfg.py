@@ -37,6 +37,7 @@ from structgen.grammar.regular import (
     Repeat,
     Seq,
     Term,
+    concat,
     single_character,
     subterms,
 )
@@ -205,7 +206,7 @@ def non_empty_part(term: Term) -> Term:
             result = node
         elif isinstance(node, Seq):
             firsts = [(part(item), node.items[i + 1:]) for i, item in enumerate(node.items)]
-            result = _alt(_seq(first, *rest) for first, rest in firsts
+            result = _alt(concat(first, *rest) for first, rest in firsts
                           if first != NOTHING) or NOTHING
         elif isinstance(node, Alt):
             result = _alt(p for p in map(part, node.items) if p != NOTHING) or NOTHING
@@ -217,7 +218,7 @@ def non_empty_part(term: Term) -> Term:
             else:
                 rest = Repeat(node.item, max(node.min - 1, 0),
                               None if node.max is None else node.max - 1)
-                result = _seq(first, rest)
+                result = concat(first, rest)
         memo[id(node)] = result
         return result
 
@@ -333,14 +334,6 @@ class _Language(NamedTuple):
     nonempty: Term | None
 
 
-def _seq(*items: Term) -> Term:
-    """Concatenation, flattening nested sequences so rendered terms stay short."""
-    flat: list[Term] = []
-    for item in items:
-        flat.extend(item.items if isinstance(item, Seq) else (item,))
-    return flat[0] if len(flat) == 1 else Seq(tuple(flat))
-
-
 def _alt(items: Iterable[Term]) -> Term | None:
     """Alternation without duplicates; ``None`` for no alternative at all."""
     unique = tuple(dict.fromkeys(items))
@@ -354,7 +347,7 @@ def _concat(left: _Language, right: _Language, gap: Term | None) -> _Language:
     options = []
     if left.nonempty is not None and right.nonempty is not None:
         middle = (gap,) if gap is not None else ()
-        options.append(_seq(left.nonempty, *middle, right.nonempty))
+        options.append(concat(left.nonempty, *middle, right.nonempty))
     if right.empty and left.nonempty is not None:
         options.append(left.nonempty)
     if left.empty and right.nonempty is not None:
@@ -373,8 +366,8 @@ def _star(language: _Language, gap: Term | None) -> _Language:
     """Zero or more repetitions, with ``gap`` between consecutive ones."""
     if language.nonempty is None:
         return _Language(True, None)
-    step = _seq(gap, language.nonempty) if gap is not None else language.nonempty
-    return _Language(True, _seq(language.nonempty, Repeat(step, 0, None)))
+    step = concat(gap, language.nonempty) if gap is not None else language.nonempty
+    return _Language(True, concat(language.nonempty, Repeat(step, 0, None)))
 
 
 _EPSILON_LANGUAGE = _Language(True, None)

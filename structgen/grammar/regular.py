@@ -140,6 +140,15 @@ EPSILON = Seq(())
 NOTHING = Alt(())
 
 
+def concat(*terms: Term) -> Term:
+    """Concatenation, nested sequences flattened (the empty string vanishes) and a lone term
+    returned as is."""
+    parts: list[Term] = []
+    for term in terms:
+        parts.extend(term.items if type(term) is Seq else (term,))
+    return parts[0] if len(parts) == 1 else Seq(tuple(parts))
+
+
 def subterms(term: Term) -> Iterator[Term]:
     """Every node of ``term``, each once (by identity), parents before children.
 
@@ -209,7 +218,7 @@ def first_matches(term: Term) -> Term:
             after = rest
             for item in reversed(node.items):
                 items.append(visit(item, after, stop))
-                after = _then(greedy(item), after)
+                after = concat(greedy(item), after)
             found = Seq(tuple(reversed(items)))
         elif isinstance(node, Alt):
             found = Alt(tuple(visit(item, rest, stop) for item in node.items))
@@ -218,11 +227,11 @@ def first_matches(term: Term) -> Term:
             item = visit(node.item, EPSILON, until)
             more = None if node.max is None else node.max - node.min
             loop = Repeat(Seq((Look(until, ahead=True, negate=True), item)), 0, more)
-            found = _then(Repeat(item, node.min, node.min), loop) if node.min else loop
+            found = concat(Repeat(item, node.min, node.min), loop) if node.min else loop
         elif isinstance(node, Repeat):
             again = (EPSILON if node.max == 1 else
                      Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
-            found = Repeat(visit(node.item, _then(again, rest), stop), node.min, node.max)
+            found = Repeat(visit(node.item, concat(again, rest), stop), node.min, node.max)
         else:
             found = greedy(node)  # a lookaround: its body is read for its language alone
         memo[key] = found
@@ -256,15 +265,6 @@ def _with_lazy_parts(term: Term) -> set[int]:
 
     visit(term)
     return found
-
-
-def _then(first: Term, rest: Term) -> Term:
-    """``first`` followed by ``rest``, the empty string left out."""
-    if rest == EPSILON:
-        return first
-    if first == EPSILON:
-        return rest
-    return Seq((first, rest))
 
 
 def single_character(term: Term) -> CharSet | None:

@@ -95,6 +95,7 @@ from structgen.grammar.regular import (
     Repeat,
     Seq,
     Term,
+    concat,
     first_matches,
     subterms,
 )
@@ -543,17 +544,6 @@ def _anchor(letter: str, multiline: bool, ascii: bool) -> Term:
 # Term construction.
 
 
-def _sequence(terms: list[Term]) -> Term:
-    """Concatenation, with nested sequences flattened and a lone term returned as is."""
-    parts: list[Term] = []
-    for t in terms:
-        if type(t) is Seq:
-            parts.extend(t.items)
-        else:
-            parts.append(t)
-    return parts[0] if len(parts) == 1 else Seq(tuple(parts))
-
-
 def _alternation(terms: list[Term]) -> Term:
     """Alternation, with nested alternations flattened and a lone branch returned as is."""
     parts: list[Term] = []
@@ -727,7 +717,7 @@ class _Parser:
             raise UnsupportedRegex("the TEMPLATE flag (?t) is not supported")
         branches = root.branches + [root.items]
         self.merge_keys(branches, root.flags)
-        return _alternation([_sequence([it.term for it in b]) for b in branches])
+        return _alternation([concat(*(it.term for it in b)) for b in branches])
 
     # -- groups -------------------------------------------------------------------------------------
 
@@ -895,7 +885,7 @@ class _Parser:
         """The item a closed group becomes in its parent."""
         branches = frame.branches + [frame.items]
         keys = self.merge_keys(branches, frame.flags)
-        term = _alternation([_sequence([it.term for it in b]) for b in branches])
+        term = _alternation([concat(*(it.term for it in b)) for b in branches])
         if frame.look is not None:
             if not frame.look[0] and any(isinstance(x, Look) for x in subterms(term)):
                 raise self.unsupported("a lookaround or anchor inside a lookbehind",
@@ -1616,7 +1606,7 @@ class _EcmaParser:
     def close_group(self, frame: _EcmaFrame) -> tuple[Term, int]:
         """The item a closed group becomes: lookarounds cannot be quantified under ``u``."""
         branches = frame.branches + [frame.items]
-        term = _alternation([_sequence([t for t, _ in b]) for b in branches])
+        term = _alternation([concat(*(t for t, _ in b)) for b in branches])
         if frame.look is not None:
             return Look(term, *frame.look), _ANCHOR
         return term, _ATOM
