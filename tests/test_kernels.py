@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from structgen.automata.byte_dfa import DEAD, UNKNOWN
 from structgen.automata.kernels import (
-    child_bytes,
-    child_bytes_python,
+    children_by_byte,
+    children_by_byte_python,
     walk_trie,
+    walk_trie_by_byte,
+    walk_trie_by_byte_python,
     walk_trie_python,
 )
 from structgen.automata.token_trie import build_token_trie
@@ -104,27 +106,62 @@ def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
             assert trie.subtree_end[node] > node + 1
 
 
-@settings(max_examples=100, deadline=None)
-@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1))
-def test_child_bytes_are_the_first_bytes_below_the_roots(tokens, seed):
-    """``child_bytes`` (and its twin) marks exactly the bytes that follow a root's path in some
-    token of the trie."""
-    trie = build_token_trie(tokens)
-    rng = np.random.default_rng(seed)
-    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
-    fast = np.zeros(256, dtype=np.bool_)
-    slow = np.zeros(256, dtype=np.bool_)
-    child_bytes(roots, trie.node_byte, trie.subtree_end, fast)
-    child_bytes_python(roots, trie.node_byte, trie.subtree_end, slow)
-    assert np.array_equal(fast, slow)
-    paths = {0: b""}  # a node's bytes from the root, in the trie's preorder
+def _paths(trie) -> dict[int, bytes]:
+    """Each trie node's bytes from the root (nodes are in preorder)."""
+    paths = {0: b""}
     for node in range(1, trie.num_nodes):
         parent = max(n for n in paths if n < node and trie.subtree_end[n] > node)
         paths[node] = paths[parent] + bytes([trie.node_byte[node]])
-    expected = {data[len(paths[r])] for r in roots.tolist() for data in paths.values()
-                if len(data) > len(paths[r]) and data.startswith(paths[r])
-                and any(paths[c] == data[:len(paths[r]) + 1] for c in paths)}
-    assert set(np.flatnonzero(fast).tolist()) == expected
+    return paths
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1))
+def test_children_by_byte_are_the_children_of_the_roots_grouped_by_byte(tokens, seed):
+    """``children_by_byte`` (and its twin) lists exactly the nodes one byte below a root, each
+    in the group of the byte on its edge, in the order of their roots."""
+    trie = build_token_trie(tokens)
+    rng = np.random.default_rng(seed)
+    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
+    fast = children_by_byte(roots, trie.node_byte, trie.subtree_end)
+    slow = children_by_byte_python(roots, trie.node_byte, trie.subtree_end)
+    assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
+    children, offsets = fast
+    paths = _paths(trie)
+    for byte in range(256):
+        expected = [node for root in roots.tolist() for node in paths
+                    if paths[node] == paths[root] + bytes([byte])]
+        assert children[offsets[byte]:offsets[byte + 1]].tolist() == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1),
+       unknown_rate=st.sampled_from([0, 0.3]))
+def test_walk_by_byte_finds_what_the_walk_below_the_same_roots_finds(tokens, seed, unknown_rate):
+    """From roots all in one state, ``walk_trie_by_byte`` (and its twin) over the roots'
+    children grouped by byte marks the same tokens, and records the same pending and end
+    nodes, as ``walk_trie`` below the roots: it only skips children the state rejects."""
+    rng = np.random.default_rng(seed)
+    alphabet = sorted({b for t in tokens if t for b in t} | {0})
+    trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
+    trie = build_token_trie(tokens)
+    words = (len(tokens) + 31) // 32
+    accepting = rng.random(len(known)) < 0.4
+    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
+    children, offsets = children_by_byte(roots, trie.node_byte, trie.subtree_end)
+    size = trie.num_nodes * trie.num_nodes  # roots below one another meet nodes repeatedly
+    results = []
+    for kernel, where in ((walk_trie, (roots, np.zeros_like(roots))),
+                          (walk_trie_by_byte, (children, offsets, 0)),
+                          (walk_trie_by_byte_python, (children, offsets, 0))):
+        out = np.zeros(words + 1, dtype=np.uint32)
+        buffers = [np.zeros(size, dtype=np.int32) for _ in range(4)]
+        n, n_ends = kernel(trans, known, accepting, *where, trie.max_depth, trie.node_byte,
+                           trie.node_depth, trie.subtree_end, trie.node_token, out, *buffers)
+        pending = sorted(zip(buffers[0][:n].tolist(), buffers[1][:n].tolist()))
+        ends = sorted(zip(buffers[2][:n_ends].tolist(), buffers[3][:n_ends].tolist()))
+        results.append((out.tolist(), pending, ends))
+    assert results[0] == results[1] == results[2]
 
 
 @given(tokens=tokens_strategy)

@@ -161,6 +161,7 @@ class GrammarAutomaton(LazyAutomaton):
         self._starting_memo: dict[tuple[int, int], tuple | None] = {}
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
+        self._starting_lexemes_memo: dict[tuple[bool, int], tuple[int, ...]] = {}
         self._single_steps: dict[tuple[int, int], int] = {}
         start_sets = frozenset([(self.tables.start_set, PLAIN_END)])
         self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
@@ -219,10 +220,15 @@ class GrammarAutomaton(LazyAutomaton):
         self._starting_memo[key] = found
         return found
 
-    def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> set[int]:
-        """The terminals (by number) a new lexeme may be of in set ``set_id`` of ``tables``:
-        those the set expects, and the ignored ones."""
-        return {self._terminal_index[n] for n in tables.expected(set_id)}.union(self._ignored)
+    def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> tuple[int, ...]:
+        """The terminals (by number) a new lexeme may be of in set ``set_id`` of ``tables``
+        (the real or the relative ones): those the set expects, and the ignored ones."""
+        key = (tables is self.tables, set_id)
+        found = self._starting_lexemes_memo.get(key)
+        if found is None:
+            found = self._starting_lexemes_memo[key] = tuple(sorted(
+                {self._terminal_index[n] for n in tables.expected(set_id)}.union(self._ignored)))
+        return found
 
     def _state(self, threads: frozenset, boundary: frozenset) -> int:
         key = (threads, boundary)

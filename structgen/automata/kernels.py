@@ -12,6 +12,37 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
+def _walk_range(i, end, stack, trans, known, accepting, node_byte, node_depth, subtree_end,
+                node_token, out, pending_nodes, pending_states, end_nodes, end_states,
+                n_pending, n_ends):
+    """The walk of :func:`walk_trie` over trie nodes ``i`` up to ``end`` (a run of whole
+    subtrees), the state above the first of them on ``stack``. Returns the new counts."""
+    record_ends = end_nodes.shape[0] > 0
+    while i < end:
+        nxt = trans[stack[node_depth[i] - 1], node_byte[i]]
+        if nxt < 0:
+            i = subtree_end[i]
+            continue
+        t = node_token[i]
+        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
+            if n_ends < end_nodes.shape[0]:
+                end_nodes[n_ends] = i
+                end_states[n_ends] = nxt
+            n_ends += 1
+        if not known[nxt] and subtree_end[i] > i + 1:
+            if n_pending < pending_nodes.shape[0]:
+                pending_nodes[n_pending] = i
+                pending_states[n_pending] = nxt
+            n_pending += 1
+            i = subtree_end[i]
+            continue
+        stack[node_depth[i]] = nxt
+        i += 1
+    return n_pending, n_ends
+
+
+@numba.njit(cache=True, nogil=True)
 def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_byte, node_depth,
               subtree_end, node_token, out, pending_nodes, pending_states, end_nodes,
               end_states):
@@ -32,35 +63,70 @@ def walk_trie(trans, known, accepting, root_nodes, root_states, max_depth, node_
     and the caller grows the buffer and walks again (``out`` is only ever or-ed into).
     """
     stack = np.empty(max_depth + 1, dtype=np.int32)
-    record_ends = end_nodes.shape[0] > 0
     n_pending = 0
     n_ends = 0
     for k in range(root_nodes.shape[0]):
         root = root_nodes[k]
         stack[node_depth[root]] = root_states[k]
-        end = subtree_end[root]
-        i = root + 1
-        while i < end:
-            nxt = trans[stack[node_depth[i] - 1], node_byte[i]]
-            if nxt < 0:
-                i = subtree_end[i]
-                continue
-            t = node_token[i]
-            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
-                if n_ends < end_nodes.shape[0]:
-                    end_nodes[n_ends] = i
-                    end_states[n_ends] = nxt
-                n_ends += 1
-            if not known[nxt] and subtree_end[i] > i + 1:
-                if n_pending < pending_nodes.shape[0]:
-                    pending_nodes[n_pending] = i
-                    pending_states[n_pending] = nxt
-                n_pending += 1
-                i = subtree_end[i]
-                continue
-            stack[node_depth[i]] = nxt
-            i += 1
+        n_pending, n_ends = _walk_range(
+            root + 1, subtree_end[root], stack, trans, known, accepting, node_byte, node_depth,
+            subtree_end, node_token, out, pending_nodes, pending_states, end_nodes, end_states,
+            n_pending, n_ends)
+    return n_pending, n_ends
+
+
+@numba.njit(cache=True, nogil=True)
+def walk_trie_by_byte(trans, known, accepting, children, offsets, start, max_depth, node_byte,
+                      node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
+                      end_nodes, end_states):
+    """:func:`walk_trie` below a set of roots all in DFA state ``start`` (its row built), given
+    their children grouped by byte (:func:`children_by_byte`): the children on a byte the DFA
+    rejects from ``start`` are never visited. A lexeme after another that may end below
+    tens of thousands of trie nodes (an operator after an identifier) reads one or a few
+    bytes first: this skips the rest of their children, which a plain walk visits for
+    every such lexeme."""
+    stack = np.empty(max_depth + 1, dtype=np.int32)
+    n_pending = 0
+    n_ends = 0
+    for b in range(256):
+        if trans[start, b] < 0:
+            continue
+        for k in range(offsets[b], offsets[b + 1]):
+            child = children[k]
+            stack[node_depth[child] - 1] = start
+            n_pending, n_ends = _walk_range(
+                child, subtree_end[child], stack, trans, known, accepting, node_byte,
+                node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
+                end_nodes, end_states, n_pending, n_ends)
+    return n_pending, n_ends
+
+
+def _walk_range_python(i, end, stack, trans, known, accepting, node_byte, node_depth,
+                       subtree_end, node_token, out, pending_nodes, pending_states, end_nodes,
+                       end_states, n_pending, n_ends):
+    """Pure-Python twin of :func:`_walk_range`."""
+    record_ends = len(end_nodes) > 0
+    while i < end:
+        nxt = int(trans[stack[node_depth[i] - 1], node_byte[i]])
+        if nxt < 0:
+            i = int(subtree_end[i])
+            continue
+        t = int(node_token[i])
+        out[t >> 5] |= np.uint32(1 << (t & 31))
+        if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
+            if n_ends < len(end_nodes):
+                end_nodes[n_ends] = i
+                end_states[n_ends] = nxt
+            n_ends += 1
+        if not known[nxt] and subtree_end[i] > i + 1:
+            if n_pending < len(pending_nodes):
+                pending_nodes[n_pending] = i
+                pending_states[n_pending] = nxt
+            n_pending += 1
+            i = int(subtree_end[i])
+            continue
+        stack[node_depth[i]] = nxt
+        i += 1
     return n_pending, n_ends
 
 
@@ -69,55 +135,68 @@ def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth
                      end_nodes, end_states):
     """Pure-Python twin of :func:`walk_trie` (same arguments, same effects, same result)."""
     stack = [0] * (max_depth + 1)
-    record_ends = len(end_nodes) > 0
-    n_pending = 0
-    n_ends = 0
+    counts = (0, 0)
     for root, root_state in zip(root_nodes, root_states):
         stack[node_depth[root]] = int(root_state)
-        end = int(subtree_end[root])
-        i = int(root) + 1
-        while i < end:
-            nxt = int(trans[stack[node_depth[i] - 1], node_byte[i]])
-            if nxt < 0:
-                i = int(subtree_end[i])
-                continue
-            t = int(node_token[i])
-            out[t >> 5] |= np.uint32(1 << (t & 31))
-            if record_ends and accepting[nxt] and subtree_end[i] > i + 1:
-                if n_ends < len(end_nodes):
-                    end_nodes[n_ends] = i
-                    end_states[n_ends] = nxt
-                n_ends += 1
-            if not known[nxt] and subtree_end[i] > i + 1:
-                if n_pending < len(pending_nodes):
-                    pending_nodes[n_pending] = i
-                    pending_states[n_pending] = nxt
-                n_pending += 1
-                i = int(subtree_end[i])
-                continue
-            stack[node_depth[i]] = nxt
-            i += 1
-    return n_pending, n_ends
+        counts = _walk_range_python(
+            int(root) + 1, int(subtree_end[root]), stack, trans, known, accepting, node_byte,
+            node_depth, subtree_end, node_token, out, pending_nodes, pending_states, end_nodes,
+            end_states, *counts)
+    return counts
+
+
+def walk_trie_by_byte_python(trans, known, accepting, children, offsets, start, max_depth,
+                             node_byte, node_depth, subtree_end, node_token, out, pending_nodes,
+                             pending_states, end_nodes, end_states):
+    """Pure-Python twin of :func:`walk_trie_by_byte`."""
+    stack = [0] * (max_depth + 1)
+    counts = (0, 0)
+    for b in range(256):
+        if trans[start, b] < 0:
+            continue
+        for child in children[offsets[b]:offsets[b + 1]]:
+            stack[node_depth[child] - 1] = int(start)
+            counts = _walk_range_python(
+                int(child), int(subtree_end[child]), stack, trans, known, accepting, node_byte,
+                node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
+                end_nodes, end_states, *counts)
+    return counts
 
 
 @numba.njit(cache=True, nogil=True)
-def child_bytes(root_nodes, node_byte, subtree_end, seen):
-    """Set ``seen[b]`` for every byte ``b`` on an edge from one of ``root_nodes`` down to a
-    child: the bytes a walk below those nodes can read first."""
+def children_by_byte(root_nodes, node_byte, subtree_end):
+    """The children of the trie nodes ``root_nodes`` grouped by the byte on their edge:
+    ``(children, offsets)``, the children on byte ``b`` being
+    ``children[offsets[b]:offsets[b + 1]]`` (in the order of their roots)."""
+    offsets = np.zeros(257, dtype=np.int32)
     for k in range(root_nodes.shape[0]):
         root = root_nodes[k]
-        end = subtree_end[root]
         i = root + 1
-        while i < end:
-            seen[node_byte[i]] = True
+        while i < subtree_end[root]:
+            offsets[node_byte[i] + 1] += 1
             i = subtree_end[i]
+    for b in range(256):
+        offsets[b + 1] += offsets[b]
+    children = np.empty(offsets[256], dtype=np.int32)
+    fill = offsets[:256].copy()
+    for k in range(root_nodes.shape[0]):
+        root = root_nodes[k]
+        i = root + 1
+        while i < subtree_end[root]:
+            children[fill[node_byte[i]]] = i
+            fill[node_byte[i]] += 1
+            i = subtree_end[i]
+    return children, offsets
 
 
-def child_bytes_python(root_nodes, node_byte, subtree_end, seen):
-    """Pure-Python twin of :func:`child_bytes`."""
+def children_by_byte_python(root_nodes, node_byte, subtree_end):
+    """Pure-Python twin of :func:`children_by_byte`."""
+    groups: list[list[int]] = [[] for _ in range(256)]
     for root in root_nodes:
-        end = int(subtree_end[root])
         i = int(root) + 1
-        while i < end:
-            seen[node_byte[i]] = True
+        while i < subtree_end[root]:
+            groups[node_byte[i]].append(i)
             i = int(subtree_end[i])
+    offsets = np.zeros(257, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(g) for g in groups])
+    return np.array([c for g in groups for c in g], dtype=np.int32), offsets

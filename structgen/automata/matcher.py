@@ -22,7 +22,7 @@ import numpy as np
 from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
-from structgen.automata.kernels import child_bytes, walk_trie
+from structgen.automata.kernels import children_by_byte, walk_trie, walk_trie_by_byte
 from structgen.automata.token_trie import TokenTrie, token_trie
 from structgen.automata.utf8 import encodable_chars
 from structgen.errors import EmptyLanguage, LimitExceeded, VocabularyError
@@ -106,37 +106,36 @@ def _collector_paused():
             gc.enable()
 
 
-_NO_NODES = np.zeros(0, dtype=np.int32)
-_TRIE_ROOT = np.zeros(1, dtype=np.int32)
-
-
 @dataclass(frozen=True, slots=True)
 class TrieNodes:
     """A set of trie nodes as a sorted array without repeats, with a digest of it (the key of
-    the walks below them) and the bytes on the edges to their children as a bit set (a walk
-    whose automaton reads none of them finds nothing, and is skipped). Sets of nodes where a
-    lexeme ends reach tens of thousands of nodes (an identifier ends below every word-like
-    token), so all of this is computed once, when the set is made, not at every walk that
-    starts from it."""
+    the walks below them), their children grouped by the byte on their edge (a walk visits
+    only those on bytes its automaton reads first, see ``walk_trie_by_byte``) and those bytes
+    as a bit set (a walk whose automaton reads none of them finds nothing, and is skipped).
+    Sets of nodes where a lexeme ends reach tens of thousands of nodes (an identifier ends
+    below every word-like token), so all of this is computed once, when the set is made, not
+    at every walk that starts from it."""
 
     nodes: np.ndarray
     digest: bytes
     next_bytes: int
+    children: np.ndarray
+    offsets: np.ndarray  # children on byte b: children[offsets[b]:offsets[b + 1]]
 
     @property
     def nbytes(self) -> int:
         """Memory held, as the mask cache counts it."""
-        return self.nodes.nbytes + len(self.digest)
+        return (self.nodes.nbytes + len(self.digest) + self.children.nbytes
+                + self.offsets.nbytes)
 
     @staticmethod
     def of(nodes: np.ndarray, trie: TokenTrie) -> TrieNodes:
         if len(nodes) > 1 and not (nodes[1:] > nodes[:-1]).all():
             nodes = _sorted_unique(nodes)  # a walk lists its nodes in trie order, per round
         nodes.flags.writeable = False
-        seen = np.zeros(256, dtype=np.bool_)
-        child_bytes(nodes, trie.node_byte, trie.subtree_end, seen)
+        children, offsets = children_by_byte(nodes, trie.node_byte, trie.subtree_end)
         return TrieNodes(nodes, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
-                         _bit_set(seen))
+                         _bit_set(offsets[1:] > offsets[:-1]), children, offsets)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -306,6 +305,7 @@ class TokenConstraint:
         ]
         self._end_buffers = (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
         self._no_ends = np.empty(0, dtype=np.int32)
+        self._trie_root = TrieNodes.of(np.zeros(1, dtype=np.int32), self._trie)
         start_mask = self.state_mask(self._dfa.start)
         if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
             raise VocabularyError(
@@ -561,7 +561,7 @@ class TokenConstraint:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             lexer = self._dfa.lexer(lexer_id)
             ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(lexer, roots.nodes, start, out, ends)
+            self._walk_automaton(lexer, roots, start, out, ends)
             out.flags.writeable = False
             found = self._walk_ends(lexer, ends)
             cached = (out if out.any() else None, found)
@@ -590,7 +590,7 @@ class TokenConstraint:
             lexer = self._dfa.lexer(lexer_id)
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(lexer, _TRIE_ROOT, lexer_state, out, ends)
+            self._walk_automaton(lexer, self._trie_root, lexer_state, out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
             found = self._walk_ends(lexer, ends)
@@ -602,10 +602,10 @@ class TokenConstraint:
     def _walk(self, state: int) -> np.ndarray:
         """The tokens the automaton can read from ``state``."""
         out = np.zeros(self.num_words + 1, dtype=np.uint32)  # + the dummy token's word
-        self._walk_automaton(self._dfa, _TRIE_ROOT, state, out)
+        self._walk_automaton(self._dfa, self._trie_root, state, out)
         return self._finish(out)
 
-    def _walk_automaton(self, automaton: LazyAutomaton, roots: np.ndarray, start: int,
+    def _walk_automaton(self, automaton: LazyAutomaton, roots: TrieNodes, start: int,
                         out: np.ndarray, ends: list | None = None) -> None:
         """Set in ``out`` the tokens below trie nodes ``roots`` that ``automaton`` can read from
         its state ``start``. Rows met for the first time are built between rounds; each round
@@ -613,15 +613,17 @@ class TokenConstraint:
         where the automaton accepts, and of its states there, are appended to it."""
         trie = self._trie
         automaton.materialize(start)
-        root_states = np.full(len(roots), start, dtype=np.int32)
+        nodes = states = None  # the first round starts from roots' children, by byte
         write = 0  # which pending buffer this round writes; the next round reads it
-        while len(roots):
+        while nodes is None or len(nodes):
             while True:
                 pending_nodes, pending_states = self._pending_buffers[write]
                 end_buffer, state_buffer = (self._end_buffers if ends is not None
                                             else (self._no_ends, self._no_ends))
-                n_pending, n_ends = walk_trie(
-                    automaton.trans, automaton.known, automaton.accepting, roots, root_states,
+                kernel, where = ((walk_trie_by_byte, (roots.children, roots.offsets, start))
+                                 if nodes is None else (walk_trie, (nodes, states)))
+                n_pending, n_ends = kernel(
+                    automaton.trans, automaton.known, automaton.accepting, *where,
                     trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
                     trie.node_token, out, pending_nodes, pending_states, end_buffer,
                     state_buffer,
@@ -638,9 +640,9 @@ class TokenConstraint:
                                          np.empty(size, dtype=np.int32))
             if n_ends:
                 ends.append((end_buffer[:n_ends].copy(), state_buffer[:n_ends].copy()))
-            roots, root_states = pending_nodes[:n_pending], pending_states[:n_pending]
+            nodes, states = pending_nodes[:n_pending], pending_states[:n_pending]
             write = 1 - write
-            for pending in set(root_states.tolist()):
+            for pending in set(states.tolist()):
                 automaton.materialize(pending)
 
     def _finish(self, out: np.ndarray) -> np.ndarray:
