@@ -383,12 +383,16 @@ def test_loads_a_file_by_path(tmp_path):
     ("start: TAG\nTAG: /a+(b.*?c)?/", "abcx", ["aa", "abxc", "aabcc"]),
     ("start: NAME+\nNAME: /[a-z]+/\nX: /<c+?>|#/\n%ignore X", "<c>#ab", ["<c>ab", "a<cc>b#a"]),
     ('start: T (" " T)*\nT: /[0-9]+|".*?"(?=;)/', '" ;1a', ['"a";', '1 "1 "; ";";']),
+    ("start: P+\nP: /<[^>]*>/ | /[^|<]+/", "<>ab", ["<a>b", "a<b>", "<ab"]),
+    ('start: (WORD | "<")+\nWORD: /(in|int)[a-z]*/', "int<", ["int", "intint", "in<t"]),
 ])
 def test_lazy_terminals_take_their_first_matches_like_lark(text, alphabet, samples):
-    """A lazy quantifier stops where the rest of its terminal first matches, as in lark's
-    lexer: ``ESCAPED_STRING``'s ``.*?`` at the first closing quote (``"a"b"`` is not one
-    string), while the greedy ``a+`` before a lazy part still takes ``aa``; in ignored text,
-    and beside a lookahead at the end too."""
+    """A terminal takes what lark's lexer takes with ``re.match``: a lazy quantifier stops
+    where the rest of its terminal first matches (``ESCAPED_STRING``'s ``.*?`` at the first
+    closing quote: ``"a"b"`` is not one string), while the greedy ``a+`` before a lazy part
+    still takes ``aa``; in ignored text, and beside a lookahead at the end too; and an
+    alternative is taken only where no earlier one leads to a match (lark puts the
+    alternatives of a terminal defined as ``A | B`` longest first)."""
     parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
     grammar = load_lark(text)
     automaton = GrammarAutomaton(grammar)

@@ -24,7 +24,7 @@ import unicodedata
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from structgen.errors import RegexError, UnsupportedRegex
@@ -1200,6 +1200,51 @@ def test_ecma_syntax_agrees_with_the_suite_format_regex(draft):
                     assert ecma_valid(case["data"]) == case["valid"], (name, case["data"])
                     checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize(("pattern", "order_skips"), [
+    (r"a|ab", True), (r"(a|ab)+", True), (r"(?:x|xy|xyz)z?", True), (r"a(b|bc)*c", True),
+    (r"<[^>]*>|[^|]+", True), (r"(?:a|ab)?b", True),
+    (r"(a|ab)c", False), (r"(a|ab)(c|bcd)", False), (r"(?:a|b|ab)\b", False),
+    (r"(in|int)(?![a-z])", False),
+])
+def test_alternatives_are_tried_in_order_like_re_match(pattern, order_skips):
+    """With ``first_match``, an alternative is taken only where no earlier one leads to a
+    match, as ``re.match`` tries them: ``a|ab`` never takes ``ab`` whole, ``a(b|bc)*c`` takes
+    ``abc`` but not ``abcc``; where the rest decides (``(a|ab)c`` on ``abc``), a later one
+    still is. Every text of up to five characters over the pattern's letters and one other;
+    ``order_skips``: whether some full match is one that the order of trial skips."""
+    term = parse_regex(pattern, first_match=True)
+    alphabet = sorted({c for c in pattern if c.isalpha() or c in "<>|"} | {"x"})[:5]
+    refused = 0
+    for n in range(6):
+        for letters in itertools.product(alphabet, repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text)
+            taken = found is not None and found.end() == len(text)
+            assert fullmatch(term, text) == taken, text
+            refused += not taken and re.fullmatch(pattern, text) is not None
+    assert bool(refused) == order_skips
+
+
+@settings(max_examples=120, deadline=None)
+@given(words=st.lists(st.text("abAB", min_size=1, max_size=3), min_size=2, max_size=6),
+       case=st.booleans(),
+       rest=st.sampled_from(["", "b", "a?", "(?=b)", "[ab]b", "|x", "(?:bba|b)", "b+a"]))
+@example(words=["a", "Ab", "b"], case=True, rest="")
+@example(words=["ab", "a"], case=False, rest="(?:bba|b)")  # a longer word first
+def test_word_lists_are_tried_in_order_like_re_match(words, case, rest):
+    """Alternatives of fixed strings (told apart by their characters, not an automaton): a
+    text is matched in full exactly when ``re.match`` takes all of it, case-insensitive or
+    not, whatever follows the list. Every text of up to five characters."""
+    pattern = f"(?:{'|'.join(words)}){rest}"
+    flags = re.IGNORECASE if case else 0
+    term = parse_regex(pattern, flags, first_match=True)
+    for n in range(6):
+        for letters in itertools.product("abAx", repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text, flags)
+            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
 
 
 @pytest.mark.parametrize("pattern", [

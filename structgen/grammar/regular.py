@@ -8,7 +8,7 @@ them: the automaton stage gives them their exact regular semantics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
@@ -170,17 +170,30 @@ def subterms(term: Term) -> Iterator[Term]:
             stack.append(node.body)
 
 
-def first_matches(term: Term) -> Term:
-    """``term`` with each lazy repetition (:class:`LazyRepeat`) made to stop where the rest of
-    the term first matches, as in ``re.match``'s first match: ``X*?C`` becomes
-    ``(?:(?!C)X)*C``, where ``C`` is everything after the repetition to the end of ``term``
-    (through the enclosing groups and loops), so ``".*?"`` ends at the first quote and the
-    greedy parts around a lazy one keep all their matches (``a+b*?`` matches ``aa``). A lazy
-    repetition inside another's item stops where the outer one does (a nested ``.*?`` with
-    its own whole continuation would make the term explode: jinja's
-    ``\\{\\{('.*?'|.*?)*?\\}\\}`` then ends at the first ``}}``, quoted or not); a
-    lookaround's body is read for its language alone."""
-    lazy = _with_lazy_parts(term)
+def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list] | None = None
+                  ) -> Term:
+    """``term`` matching, in full, the texts that ``re.match`` takes whole: where the regex
+    engine's order of trial decides, the first choice that leads to a match wins.
+
+    A lazy repetition (:class:`LazyRepeat`) stops where the rest of the term first matches:
+    ``X*?C`` becomes ``(?:(?!C)X)*C``, where ``C`` is everything after the repetition to the
+    end of ``term`` (through the enclosing groups and loops), so ``".*?"`` ends at the first
+    quote and the greedy parts around a lazy one keep all their matches (``a+b*?`` matches
+    ``aa``). A lazy repetition inside another's item stops where the outer one does (a nested
+    ``.*?`` with its own whole continuation would make the term explode: jinja's
+    ``\\{\\{('.*?'|.*?)*?\\}\\}`` then ends at the first ``}}``, quoted or not).
+
+    An alternative is taken only where no earlier one leads to a match: ``(A|B)C`` becomes
+    ``(A|(?!AC)B)C`` (``a|ab`` never takes ``ab``; lark's ``P: /<[^>]*>/ | /[^|]+/`` takes
+    ``<x>`` from ``<x>y``, never the whole). ``shadowing(branches, rest)`` lists, for each
+    branch, the earlier ones some text of which (with ``rest``) begins some text of it (with
+    ``rest``): its guard holds only those (the others refuse nothing, and would only cost);
+    None puts them all. Alternatives inside a lazy repetition's item,
+    and greedy repetitions, which prefer one more round to leaving, keep all their matches
+    (``a*(ab)?`` matches ``ab``, which ``re.match`` never takes whole).
+
+    A lookaround's body is read for its language alone."""
+    lazy = _with_ordered_parts(term)
     if not lazy:
         return term
     greedy_memo: dict[int, Term] = {}
@@ -200,15 +213,18 @@ def first_matches(term: Term) -> Term:
             greedy_memo[id(node)] = found
         return found
 
-    memo: dict[tuple[int, int], Term] = {}
+    memo: dict[tuple, Term] = {}
     keep: list = []  # the continuations, alive while their ids key ``memo``
 
-    def visit(node: Term, rest: Term, stop: Term | None) -> Term:
+    def visit(node: Term, rest: Term, stop: Term | None, ordered: bool = True) -> Term:
         """``node`` rewritten, ``rest`` following it; ``stop``: the continuation of the
-        lazy repetition whose item holds ``node``, if any."""
+        lazy repetition whose item holds ``node``, if any; ``ordered``: whether alternatives
+        get their guards (not where ``rest`` holds more than what may follow, as in the
+        item of ``x{2,5}``, whose rounds are not told apart: a guard would then refuse too
+        much)."""
         if id(node) not in lazy:
             return node
-        key = (id(node), id(rest), id(stop))
+        key = (id(node), id(rest), id(stop), ordered)
         found = memo.get(key)
         if found is not None:
             return found
@@ -217,11 +233,20 @@ def first_matches(term: Term) -> Term:
             items = []
             after = rest
             for item in reversed(node.items):
-                items.append(visit(item, after, stop))
+                items.append(visit(item, after, stop, ordered))
                 after = concat(greedy(item), after)
             found = Seq(tuple(reversed(items)))
         elif isinstance(node, Alt):
-            found = Alt(tuple(visit(item, rest, stop) for item in node.items))
+            items = [visit(item, rest, stop, ordered) for item in node.items]
+            if stop is None and ordered:
+                branches = tuple(map(greedy, node.items))
+                before = (shadowing(branches, rest) if shadowing is not None
+                          else [range(i) for i in range(len(branches))])
+                for i, earlier in enumerate(before):
+                    if earlier:
+                        first = concat(_alternatives(tuple(branches[j] for j in earlier)), rest)
+                        items[i] = Seq((Look(first, ahead=True, negate=True), items[i]))
+            found = Alt(tuple(items))
         elif isinstance(node, LazyRepeat):
             until = rest if stop is None else stop
             item = visit(node.item, EPSILON, until)
@@ -231,7 +256,9 @@ def first_matches(term: Term) -> Term:
         elif isinstance(node, Repeat):
             again = (EPSILON if node.max == 1 else
                      Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
-            found = Repeat(visit(node.item, concat(again, rest), stop), node.min, node.max)
+            exact = node.max is None or node.max == 1
+            found = Repeat(visit(node.item, concat(again, rest), stop, ordered and exact),
+                           node.min, node.max)
         else:
             found = greedy(node)  # a lookaround: its body is read for its language alone
         memo[key] = found
@@ -240,9 +267,13 @@ def first_matches(term: Term) -> Term:
     return visit(term, EPSILON, None)
 
 
-def _with_lazy_parts(term: Term) -> set[int]:
-    """The ids of the nodes of ``term`` that have a lazy repetition in them (a regex's
-    nesting is bounded, so recursion is safe)."""
+def _alternatives(items: tuple[Term, ...]) -> Term:
+    return items[0] if len(items) == 1 else Alt(items)
+
+
+def _with_ordered_parts(term: Term) -> set[int]:
+    """The ids of the nodes of ``term`` that have in them a lazy repetition or an alternation
+    of two or more branches (a regex's nesting is bounded, so recursion is safe)."""
     found: set[int] = set()
     done: set[int] = set()
 
@@ -250,16 +281,16 @@ def _with_lazy_parts(term: Term) -> set[int]:
         if id(node) not in done:
             done.add(id(node))
             if isinstance(node, (Seq, Alt)):
-                lazy = False
+                ordered = isinstance(node, Alt) and len(node.items) > 1
                 for item in node.items:  # every one: each is marked
-                    lazy = visit(item) or lazy
+                    ordered = visit(item) or ordered
             elif isinstance(node, Repeat):
-                lazy = visit(node.item) or isinstance(node, LazyRepeat)
+                ordered = visit(node.item) or isinstance(node, LazyRepeat)
             elif isinstance(node, Look):
-                lazy = visit(node.body)
+                ordered = visit(node.body)
             else:
-                lazy = False
-            if lazy:
+                ordered = False
+            if ordered:
                 found.add(id(node))
         return id(node) in found
 

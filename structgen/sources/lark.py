@@ -10,11 +10,14 @@ escaping and flags (``"..."i``, ``/.../imsx``) are exactly Lark's.
 Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the lexing side:
 
 * Terminal and rule priorities are ignored: they choose between parses, not what is a sentence.
-* A terminal matches every text its regex fully matches, except that a lazy quantifier stops
-  where the rest of the regex first matches (:func:`structgen.grammar.regular.first_matches`):
-  Lark lexes with ``re.match``, where the lazy ``.*?`` of ``ESCAPED_STRING`` stops at the first
-  closing quote, so ``"a"b"`` is never one string. Other order-dependent patterns may still
-  differ (``/a|ab/`` never lexes ``ab`` in Lark; here it does).
+* A terminal matches the texts ``re.match`` takes whole, as Lark lexes with it
+  (:func:`structgen.grammar.regular.first_matches`): a lazy quantifier stops where the rest of
+  the regex first matches (the ``.*?`` of ``ESCAPED_STRING`` at the first closing quote, so
+  ``"a"b"`` is never one string), and an alternative is taken only where no earlier one leads
+  to a match (``/a|ab/`` never takes ``ab``; Lark orders a terminal's ``A | B`` longest
+  first). A greedy repetition's preference for one more round is not kept (``/a*(ab)?/``
+  takes ``ab`` here, never in Lark), nor the order of alternatives inside a lazy repetition's
+  item or a repetition bounded above 1.
 * An ignored terminal takes its longest match, as Lark's lexer does; inside a rule inlined
   into one terminal (:func:`structgen.grammar.cfg.inline_regular`) only when its longest
   matches have a simple term, and such rules are not inlined otherwise.
@@ -149,8 +152,9 @@ def _check_edge_lookarounds(definitions: list, terminals: dict[str, Term], text:
 
 
 def _lexeme_term(regex: str) -> Term:
-    """The texts Lark's lexer can take with ``regex``: all of its matches, lazy quantifiers
-    stopping at the first match of what follows them (see the module docstring)."""
+    """The texts Lark's lexer can take with ``regex``: those ``re.match`` takes whole, lazy
+    quantifiers stopping at the first match of what follows them and alternatives tried in
+    order (see the module docstring)."""
     return parse_regex(regex, exact_classes=True, first_match=True)
 
 

@@ -84,7 +84,8 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from structgen.errors import RegexError, UnsupportedRegex
+from structgen.automata.byte_dfa import LazyByteDFA
+from structgen.errors import LimitExceeded, RegexError, UnsupportedRegex
 from structgen.grammar.charset import ANY_CHAR, EMPTY_SET, MAX_CODE_POINT, NEWLINE, CharSet
 from structgen.grammar.regular import (
     EPSILON,
@@ -1876,10 +1877,11 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
         dialect: ``"python"`` or ``"ecma"``.
         exact_classes: Python's Unicode ``\\d \\w \\s`` exactly, instead of the ASCII classes
             of the module docstring (Lark grammars, whose reference is Python's ``re``).
-        first_match: lazy quantifiers stop where the rest of the pattern first matches, as in
-            ``re.match``'s first match (:func:`~structgen.grammar.regular.first_matches`);
-            else a lazy quantifier matches what a greedy one does (a full match is one either
-            way).
+        first_match: the texts ``re.match`` takes whole (lark's lexer reads a terminal with
+            it): lazy quantifiers stop where the rest of the pattern first matches, and an
+            alternative is taken only where no earlier one leads to a match
+            (:func:`~structgen.grammar.regular.first_matches`); else every full match counts
+            (a lazy quantifier matches what a greedy one does).
 
     Returns:
         A term over Unicode scalar values that must match the whole string; its language is
@@ -1913,4 +1915,110 @@ def parse_regex(pattern: str, flags: int = 0, *, dialect: str = "python",
     term = parser.parse()
     if parser.merged_literals:
         term = _Parser(pattern, flags, frozenset(parser.merged_literals)).parse()
-    return first_matches(term) if first_match else term
+    return first_matches(term, _shadowing) if first_match else term
+
+
+def _shadowing(branches: tuple[Term, ...], rest: Term) -> list[tuple[int, ...]]:
+    """For each of ``branches``, the earlier ones that ``re`` may take in its place: those
+    some text of which, followed by ``rest``, begins a text of it followed by ``rest``.
+    Branches of fixed strings (keyword lists run to hundreds) are kept in a trie of their
+    character classes, which a later one walks down where its classes meet theirs; the
+    others are decided on an automaton (:func:`_shadows`)."""
+    trie: dict = {}  # class -> (subtrie, the earlier fixed strings ending there)
+    others: list[int] = []  # the earlier branches that are no fixed strings
+    meets: dict[tuple[CharSet, CharSet], bool] = {}
+    found = []
+    for i, branch in enumerate(branches):
+        classes = _fixed_length(branch)
+        if not classes:
+            found.append(tuple(j for j in range(i) if _shadows(branches[j], branch, rest)))
+            others.append(i)
+            continue
+        earlier = [j for j in others if _shadows(branches[j], branch, rest)]
+        level = [trie]
+        for depth, cls in enumerate(classes):
+            below = []
+            for node in level:
+                for key, (child, ends) in node.items():
+                    meet = meets.get((key, cls))
+                    if meet is None:
+                        meet = meets[key, cls] = bool(key & cls)
+                    if meet:
+                        below.append(child)
+                        earlier += [j for j in ends if depth + 1 == len(classes)
+                                    or _shadows(branches[j], branch, rest, begins=True)]
+            level = below
+        while level and rest != EPSILON:  # the longer ones, whose rest may begin ``rest``
+            below = []
+            for node in level:
+                for child, ends in node.values():
+                    earlier += [j for j in ends if _shadows(branches[j], branch, rest)]
+                    below.append(child)
+            level = below
+        node = trie
+        for cls in classes:
+            node = node.setdefault(cls, ({}, []))
+            node, ends = node
+        ends.append(i)
+        found.append(tuple(sorted(earlier)))
+    return found
+
+
+def _shadows(earlier: Term, branch: Term, rest: Term, begins: bool = False) -> bool:
+    """Whether some text of ``branch rest`` begins with a text of ``earlier rest``: yes where
+    ``earlier`` is a fixed string that ``branch`` may begin with (``begins``) and ``rest``
+    may be empty; otherwise decided on the automaton of ``branch rest`` read under the
+    lookahead ``earlier rest``, and yes where that is too large to decide, which only costs
+    a guard."""
+    if begins:
+        if _may_be_empty(rest):
+            return True
+    elif not _may_be_empty(concat(earlier, rest)) and not (
+            _first_chars(concat(earlier, rest)) & _first_chars(concat(branch, rest))):
+        return False
+    try:
+        return not LazyByteDFA(Seq((Look(concat(earlier, rest), ahead=True, negate=False),
+                                    concat(branch, rest)))).language_is_empty()
+    except LimitExceeded:
+        return True
+
+
+def _fixed_length(term: Term) -> list[CharSet] | None:
+    """The character class of each position of ``term``, when it is a sequence of single
+    characters (a literal, case-insensitive or not); None otherwise."""
+    items = term.items if isinstance(term, Seq) else (term,)
+    if not all(isinstance(item, Chars) for item in items):
+        return None
+    return [item.charset for item in items]
+
+
+def _may_be_empty(term: Term) -> bool:
+    """Whether ``term`` may match the empty string (a lookaround counts as empty)."""
+    if isinstance(term, Chars):
+        return False
+    if isinstance(term, Seq):
+        return all(_may_be_empty(item) for item in term.items)
+    if isinstance(term, Alt):
+        return any(_may_be_empty(item) for item in term.items)
+    if isinstance(term, Repeat):
+        return term.min == 0 or _may_be_empty(term.item)
+    return True
+
+
+def _first_chars(term: Term) -> CharSet:
+    """The characters a match of ``term`` may begin with (a lookaround reads, it does not
+    take: it adds none)."""
+    if isinstance(term, Chars):
+        return term.charset
+    found = EMPTY_SET
+    if isinstance(term, Seq):
+        for item in term.items:
+            found |= _first_chars(item)
+            if not _may_be_empty(item):
+                break
+    elif isinstance(term, Alt):
+        for item in term.items:
+            found |= _first_chars(item)
+    elif isinstance(term, Repeat) and term.max != 0:
+        found = _first_chars(term.item)
+    return found
