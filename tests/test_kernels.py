@@ -37,6 +37,16 @@ def _random_dfa(rng: np.random.Generator, n_states: int, alphabet: list[int], un
     return trans, known
 
 
+def _random_case(tokens, seed: int, unknown_rate: float):
+    """A random DFA over the tokens' bytes (some rows unknown), their trie, the number of
+    mask words, and random accepting states; with the generator, for more draws."""
+    rng = np.random.default_rng(seed)
+    alphabet = sorted({b for t in tokens if t for b in t} | {0})
+    trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
+    accepting = rng.random(len(known)) < 0.4
+    return rng, trans, known, build_token_trie(tokens), (len(tokens) + 31) // 32, accepting
+
+
 def _run(kernel, trans, known, trie, words, accepting):
     out = np.zeros(words + 1, dtype=np.uint32)
     pending_nodes = np.zeros(trie.num_nodes, dtype=np.int32)
@@ -81,12 +91,7 @@ def test_walk_trie_counts_entries_past_full_buffers_without_writing_them(kernel)
 @given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1),
        unknown_rate=st.sampled_from([0, 0.3]))
 def test_walk_trie_matches_python_twin(tokens, seed, unknown_rate):
-    rng = np.random.default_rng(seed)
-    alphabet = sorted({b for t in tokens if t for b in t} | {0})
-    trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
-    trie = build_token_trie(tokens)
-    words = (len(tokens) + 31) // 32
-    accepting = rng.random(len(known)) < 0.4
+    _, trans, known, trie, words, accepting = _random_case(tokens, seed, unknown_rate)
     fast = _run(walk_trie, trans, known, trie, words, accepting)
     slow = _run(walk_trie_python, trans, known, trie, words, accepting)
     assert np.array_equal(fast[0], slow[0])
@@ -141,12 +146,7 @@ def test_walk_by_byte_finds_what_the_walk_below_the_same_roots_finds(tokens, see
     """From roots all in one state, ``walk_trie_by_byte`` (and its twin) over the roots'
     children grouped by byte marks the same tokens, and records the same pending and end
     nodes, as ``walk_trie`` below the roots: it only skips children the state rejects."""
-    rng = np.random.default_rng(seed)
-    alphabet = sorted({b for t in tokens if t for b in t} | {0})
-    trans, known = _random_dfa(rng, int(rng.integers(1, 8)), alphabet, unknown_rate)
-    trie = build_token_trie(tokens)
-    words = (len(tokens) + 31) // 32
-    accepting = rng.random(len(known)) < 0.4
+    rng, trans, known, trie, words, accepting = _random_case(tokens, seed, unknown_rate)
     roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
     children, offsets = children_by_byte(roots, trie.node_byte, trie.subtree_end)
     size = trie.num_nodes * trie.num_nodes  # roots below one another meet nodes repeatedly

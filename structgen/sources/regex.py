@@ -86,6 +86,7 @@ from dataclasses import dataclass, field
 
 from structgen.automata.byte_dfa import LazyByteDFA
 from structgen.errors import LimitExceeded, RegexError, UnsupportedRegex
+from structgen.grammar.cfg import term_nullable
 from structgen.grammar.charset import ANY_CHAR, EMPTY_SET, MAX_CODE_POINT, NEWLINE, CharSet
 from structgen.grammar.regular import (
     EPSILON,
@@ -1971,9 +1972,9 @@ def _shadows(earlier: Term, branch: Term, rest: Term, begins: bool = False) -> b
     lookahead ``earlier rest``, and yes where that is too large to decide, which only costs
     a guard."""
     if begins:
-        if _may_be_empty(rest):
+        if term_nullable(rest):
             return True
-    elif not _may_be_empty(concat(earlier, rest)) and not (
+    elif not term_nullable(concat(earlier, rest)) and not (
             _first_chars(concat(earlier, rest)) & _first_chars(concat(branch, rest))):
         return False
     try:
@@ -1992,19 +1993,6 @@ def _fixed_length(term: Term) -> list[CharSet] | None:
     return [item.charset for item in items]
 
 
-def _may_be_empty(term: Term) -> bool:
-    """Whether ``term`` may match the empty string (a lookaround counts as empty)."""
-    if isinstance(term, Chars):
-        return False
-    if isinstance(term, Seq):
-        return all(_may_be_empty(item) for item in term.items)
-    if isinstance(term, Alt):
-        return any(_may_be_empty(item) for item in term.items)
-    if isinstance(term, Repeat):
-        return term.min == 0 or _may_be_empty(term.item)
-    return True
-
-
 def _first_chars(term: Term) -> CharSet:
     """The characters a match of ``term`` may begin with (a lookaround reads, it does not
     take: it adds none)."""
@@ -2014,7 +2002,7 @@ def _first_chars(term: Term) -> CharSet:
     if isinstance(term, Seq):
         for item in term.items:
             found |= _first_chars(item)
-            if not _may_be_empty(item):
+            if not term_nullable(item):
                 break
     elif isinstance(term, Alt):
         for item in term.items:
