@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from structgen import compiler
+from structgen import compiler, constraints
 from structgen.automata import token_trie
 from structgen.constraints import regex
 from structgen.errors import StructgenError
@@ -232,6 +232,7 @@ class StructgenEngine:
 
     def forget(self) -> None:
         compiler._cache.clear()
+        constraints._grammar_language.cache_clear()  # a grammar's text is read again too
 
     def compile(self, pattern: str) -> Run:
         try:

@@ -9,6 +9,7 @@ regular, so the fast DFA path is used whenever it can be.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -67,10 +68,15 @@ class ContextFree(Constraint):
     start: str = "start"
 
     def __post_init__(self) -> None:
-        from structgen.sources.lark import load_lark
-
-        grammar = inline_regular(load_lark(_grammar_source(self.source), self.start))
-        object.__setattr__(self, "_language", _regular_or_grammar(grammar))
+        located = _grammar_source(self.source)
+        stamp = None
+        if isinstance(located, Path):
+            try:
+                found = located.stat()
+                stamp = (found.st_mtime_ns, found.st_size)
+            except OSError:
+                pass  # load_lark says it cannot read the file
+        object.__setattr__(self, "_language", _grammar_language(located, self.start, stamp))
 
     def language(self) -> Language:
         return self._language
@@ -187,6 +193,17 @@ def _grammar_source(source: str) -> str | Path:
     if source.endswith(".lark") and "\n" not in source:
         return Path(source)
     return source
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar_language(located: str | Path, start: str, stamp: tuple | None) -> Language:
+    """The language of a Lark grammar, text or file (``stamp``: its modification time and
+    size, so that an edited file is read again). Kept for the process: a server builds the
+    same grammar constraint request after request, and reading one takes Lark's loader and
+    the terminals' regexes tens of milliseconds; the result is immutable."""
+    from structgen.sources.lark import load_lark
+
+    return _regular_or_grammar(inline_regular(load_lark(located, start)))
 
 
 def _regular_or_grammar(grammar_ir: GrammarIR) -> Language:

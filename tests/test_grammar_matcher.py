@@ -141,6 +141,23 @@ def test_unknown_ready_grammar_names_the_known_ones():
         sg.grammar("no-such-grammar")
 
 
+def test_a_grammar_is_read_once_until_its_file_changes(tmp_path):
+    """Building the same grammar constraint again (a server, per request) reuses the language
+    read the first time, from text, a ready grammar's name or a file; an edited file is read
+    again."""
+    text = 'start: "a"+ B\nB: "b"\n'
+    assert sg.grammar(text).language() is sg.grammar(text).language()
+    assert sg.grammar("sql").language() is sg.grammar("sql").language()
+    path = tmp_path / "list.lark"
+    path.write_text(text)
+    first = sg.grammar(str(path)).language()
+    assert sg.grammar(str(path)).language() is first
+    path.write_text('start: "c"+\n')
+    changed = sg.grammar(str(path)).language()
+    assert changed is not first
+    assert changed == sg.grammar('start: "c"+\n').language()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_per_thread_masks_equal_the_whole_automaton_walk(name, toy_vocab):
     """Masks are assembled per lexer thread (terminal part cached across contexts, boundary
