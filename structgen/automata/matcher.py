@@ -218,7 +218,9 @@ class _ShapeFrame:
             distinct = list({id(t): t for t in tokens}.values())
             union = distinct[0]
             if len(distinct) > 1:  # parts often find the same tokens: share their array
-                union = np.bitwise_or.reduce(distinct)
+                union = distinct[0] | distinct[1]
+                for more in distinct[2:]:
+                    union |= more
                 union.flags.writeable = False
         return ShapeWalk(self.terminal, self.context, self.roots, union, self.escaped,
                          tuple(below))
