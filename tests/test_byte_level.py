@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structgen.automata.byte_dfa import _minterms
+from structgen.automata.byte_dfa import _interval_blocks, _interval_blocks_numpy, _minterms
 from structgen.automata.utf8 import encodable_chars, utf8_sequences
 from structgen.grammar.charset import ANY_CHAR, MAX_CODE_POINT, CharSet
 from structgen.grammar.regular import NOTHING, restrict_alphabet
@@ -49,6 +49,16 @@ def test_minterms_are_the_coarsest_refining_partition(sets):
     assert union == ANY_CHAR
     signatures = [tuple(bool(block & s) for s in sets) for block in blocks]
     assert len(set(signatures)) == len(signatures)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sets=st.lists(charsets, min_size=1, max_size=6))
+def test_minterm_sweeps_in_python_and_numpy_agree(sets):
+    """``_minterms`` sweeps few ranges in plain Python and many with numpy: the same blocks."""
+    sets = list(dict.fromkeys(sets))
+    python = sorted(sorted(block) for block in _interval_blocks(sets))
+    vectorised = sorted(sorted(block) for block in _interval_blocks_numpy(sets))
+    assert python == vectorised
 
 
 def test_encodable_chars_follow_the_bytes_a_vocabulary_has():

@@ -58,7 +58,9 @@ def _minterms(sets) -> list[CharSet]:
 
     A sweep over all range boundaries: each elementary interval between consecutive boundaries
     gets the signature of the sets containing it, and intervals with equal signatures form one
-    block. Linear in the total number of ranges (Unicode classes have hundreds).
+    block. Linear in the total number of ranges: in plain Python for the few ranges of most
+    rows (numpy's fixed costs made those ten times slower), with numpy for Unicode classes,
+    which have hundreds.
     """
     sets = list(dict.fromkeys(sets))
     if not sets:
@@ -66,6 +68,43 @@ def _minterms(sets) -> list[CharSet]:
     cached = _MINTERM_CACHE.get(tuple(sets))
     if cached is not None:
         return cached
+    if sum(len(s.ranges) for s in sets) <= _FEW_RANGES:
+        blocks = _interval_blocks(sets)
+    else:
+        blocks = _interval_blocks_numpy(sets)
+    result = [c for c in (CharSet.of(r) for r in blocks) if c]
+    if len(_MINTERM_CACHE) > 4096:
+        _MINTERM_CACHE.clear()
+    _MINTERM_CACHE[tuple(sets)] = result
+    return result
+
+
+_FEW_RANGES = 200
+
+
+def _interval_blocks(sets: list[CharSet]) -> list[list[tuple[int, int]]]:
+    """:func:`_minterms`' blocks as lists of ranges, in plain Python."""
+    points = {0, MAX_CODE_POINT + 1}
+    for s in sets:
+        for lo, hi in s.ranges:
+            points.add(lo)
+            points.add(hi + 1)
+    points = sorted(points)
+    index = {p: k for k, p in enumerate(points)}
+    signature = [0] * (len(points) - 1)
+    for bit, s in enumerate(sets):
+        flag = 1 << bit
+        for lo, hi in s.ranges:
+            for k in range(index[lo], index[hi + 1]):
+                signature[k] |= flag
+    blocks: dict[int, list[tuple[int, int]]] = {}
+    for k, group in enumerate(signature):
+        blocks.setdefault(group, []).append((points[k], points[k + 1] - 1))
+    return list(blocks.values())
+
+
+def _interval_blocks_numpy(sets: list[CharSet]) -> list[list[tuple[int, int]]]:
+    """:func:`_minterms`' blocks as lists of ranges, with numpy."""
     bounds = [np.asarray(s.ranges, dtype=np.int64).reshape(-1, 2) for s in sets]
     points = np.unique(np.concatenate(
         [np.array([0, MAX_CODE_POINT + 1])] + [b[:, 0] for b in bounds] + [b[:, 1] + 1 for b in bounds]
@@ -82,11 +121,7 @@ def _minterms(sets) -> list[CharSet]:
     blocks: dict[int, list[tuple[int, int]]] = {}
     for g, lo, hi in zip(group.ravel().tolist(), starts.tolist(), ends.tolist()):
         blocks.setdefault(g, []).append((lo, hi))
-    result = [c for c in (CharSet.of(r) for r in blocks.values()) if c]
-    if len(_MINTERM_CACHE) > 4096:
-        _MINTERM_CACHE.clear()
-    _MINTERM_CACHE[tuple(sets)] = result
-    return result
+    return list(blocks.values())
 
 
 _MINTERM_CACHE: dict[tuple[CharSet, ...], list[CharSet]] = {}

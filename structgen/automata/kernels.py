@@ -167,25 +167,28 @@ def walk_trie_by_byte_python(trans, known, accepting, children, offsets, start, 
 def children_by_byte(root_nodes, node_byte, subtree_end):
     """The children of the trie nodes ``root_nodes`` grouped by the byte on their edge:
     ``(children, offsets)``, the children on byte ``b`` being
-    ``children[offsets[b]:offsets[b + 1]]`` (in the order of their roots)."""
+    ``children[offsets[b]:offsets[b + 1]]`` (in the order of their roots). One pass over the
+    trie lists them (each node has one parent, so there are fewer than the trie's nodes);
+    a counting sort over that list groups them."""
+    listed = np.empty(subtree_end.shape[0], dtype=np.int32)
+    n = 0
     offsets = np.zeros(257, dtype=np.int32)
     for k in range(root_nodes.shape[0]):
         root = root_nodes[k]
         i = root + 1
         while i < subtree_end[root]:
+            listed[n] = i
+            n += 1
             offsets[node_byte[i] + 1] += 1
             i = subtree_end[i]
     for b in range(256):
         offsets[b + 1] += offsets[b]
-    children = np.empty(offsets[256], dtype=np.int32)
+    children = np.empty(n, dtype=np.int32)
     fill = offsets[:256].copy()
-    for k in range(root_nodes.shape[0]):
-        root = root_nodes[k]
-        i = root + 1
-        while i < subtree_end[root]:
-            children[fill[node_byte[i]]] = i
-            fill[node_byte[i]] += 1
-            i = subtree_end[i]
+    for k in range(n):
+        b = node_byte[listed[k]]
+        children[fill[b]] = listed[k]
+        fill[b] += 1
     return children, offsets
 
 
