@@ -1932,10 +1932,10 @@ def _shadowing(branches: tuple[Term, ...], rest: Term) -> list[tuple[int, ...]]:
     for i, branch in enumerate(branches):
         classes = _fixed_length(branch)
         if not classes:
-            found.append(tuple(j for j in range(i) if _shadows(branches[j], branch, rest)))
+            found.append(tuple(_shadowed_by(branches, range(i), branch, rest)))
             others.append(i)
             continue
-        earlier = [j for j in others if _shadows(branches[j], branch, rest)]
+        earlier = _shadowed_by(branches, others, branch, rest)
         level = [trie]
         for depth, cls in enumerate(classes):
             below = []
@@ -1963,6 +1963,17 @@ def _shadowing(branches: tuple[Term, ...], rest: Term) -> list[tuple[int, ...]]:
         ends.append(i)
         found.append(tuple(sorted(earlier)))
     return found
+
+
+def _shadowed_by(branches: tuple[Term, ...], candidates, branch: Term, rest: Term) -> list[int]:
+    """Those of ``branches`` numbered ``candidates`` that shadow ``branch`` (see
+    :func:`_shadowing`): asked of them all together first, as most branches are shadowed by
+    none, and each then a question of its own (``\\d+px|\\d+em|...``)."""
+    candidates = list(candidates)
+    if len(candidates) > 1 and not _shadows(Alt(tuple(branches[j] for j in candidates)),
+                                            branch, rest):
+        return []
+    return [j for j in candidates if _shadows(branches[j], branch, rest)]
 
 
 def _shadows(earlier: Term, branch: Term, rest: Term, begins: bool = False) -> bool:
