@@ -188,19 +188,19 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
     ``<x>`` from ``<x>y``, never the whole). ``shadowing(branches, rest)`` lists, for each
     branch, the earlier ones some text of which (with ``rest``) begins some text of it (with
     ``rest``): its guard holds only those (the others refuse nothing, and would only cost);
-    None puts them all. Alternatives inside a lazy repetition's item,
-    and greedy repetitions, which prefer one more round to leaving, keep all their matches
-    (``a*(ab)?`` matches ``ab``, which ``re.match`` never takes whole).
+    None puts them all. Alternatives inside a lazy repetition's item or a repetition bounded
+    above 1 (``(a|ab){2,3}``), and greedy repetitions, which prefer one more round to leaving,
+    keep all their matches (``a*(ab)?`` matches ``ab``, which ``re.match`` never takes whole).
 
     A lookaround's body is read for its language alone."""
-    lazy = _with_ordered_parts(term)
-    if not lazy:
+    ordered_parts = _with_ordered_parts(term)
+    if not ordered_parts:
         return term
     greedy_memo: dict[int, Term] = {}
 
     def greedy(node: Term) -> Term:
         """``node`` with its lazy repetitions read as greedy ones (the same language)."""
-        if id(node) not in lazy:
+        if id(node) not in ordered_parts:
             return node
         found = greedy_memo.get(id(node))
         if found is None:
@@ -222,7 +222,7 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
         get their guards (not where ``rest`` holds more than what may follow, as in the
         item of ``x{2,5}``, whose rounds are not told apart: a guard would then refuse too
         much)."""
-        if id(node) not in lazy:
+        if id(node) not in ordered_parts:
             return node
         key = (id(node), id(rest), id(stop), ordered)
         found = memo.get(key)
@@ -268,6 +268,7 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
 
 
 def _alternatives(items: tuple[Term, ...]) -> Term:
+    """The alternation of ``items`` (the one item itself when alone)."""
     return items[0] if len(items) == 1 else Alt(items)
 
 

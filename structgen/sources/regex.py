@@ -1923,46 +1923,65 @@ def _shadowing(branches: tuple[Term, ...], rest: Term) -> list[tuple[int, ...]]:
     """For each of ``branches``, the earlier ones that ``re`` may take in its place: those
     some text of which, followed by ``rest``, begins a text of it followed by ``rest``.
     Branches of fixed strings (keyword lists run to hundreds) are kept in a trie of their
-    character classes, which a later one walks down where its classes meet theirs; the
-    others are decided on an automaton (:func:`_shadows`)."""
-    trie: dict = {}  # class -> (subtrie, the earlier fixed strings ending there)
+    character classes, which a later one walks down where its classes meet theirs
+    (:class:`_ClassTrie`); the others are decided on an automaton (:func:`_shadows`)."""
+    trie = _ClassTrie()
     others: list[int] = []  # the earlier branches that are no fixed strings
-    meets: dict[tuple[CharSet, CharSet], bool] = {}
     found = []
     for i, branch in enumerate(branches):
         classes = _fixed_length(branch)
-        if not classes:
-            found.append(tuple(_shadowed_by(branches, range(i), branch, rest)))
+        if classes:
+            earlier = _shadowed_by(branches, others, branch, rest)
+            earlier += trie.shadowing(classes, branches, branch, rest)
+            trie.add(classes, i)
+        else:
+            earlier = _shadowed_by(branches, range(i), branch, rest)
             others.append(i)
-            continue
-        earlier = _shadowed_by(branches, others, branch, rest)
-        level = [trie]
+        found.append(tuple(sorted(earlier)))
+    return found
+
+
+class _ClassTrie:
+    """Fixed strings (by number) in a trie of their character classes."""
+
+    def __init__(self) -> None:
+        self._root: dict = {}  # class -> (subtrie, the strings ending there)
+        self._meets: dict[tuple[CharSet, CharSet], bool] = {}
+
+    def add(self, classes: list[CharSet], number: int) -> None:
+        node = self._root
+        for cls in classes:
+            node, ends = node.setdefault(cls, ({}, []))
+        ends.append(number)
+
+    def shadowing(self, classes: list[CharSet], branches: tuple[Term, ...], branch: Term,
+                  rest: Term) -> list[int]:
+        """The strings held that shadow ``branch``, the fixed string of ``classes`` (see
+        :func:`_shadowing`): those its texts may begin with, where ``rest`` may be empty or
+        the automaton says so, and, when ``rest`` is not empty, the longer ones whose end
+        ``rest`` may begin."""
+        found = []
+        level = [self._root]
         for depth, cls in enumerate(classes):
             below = []
             for node in level:
                 for key, (child, ends) in node.items():
-                    meet = meets.get((key, cls))
-                    if meet is None:
-                        meet = meets[key, cls] = bool(key & cls)
-                    if meet:
+                    if self._meet(key, cls):
                         below.append(child)
-                        earlier += [j for j in ends if depth + 1 == len(classes)
-                                    or _shadows(branches[j], branch, rest, begins=True)]
+                        found += [j for j in ends if depth + 1 == len(classes)
+                                  or _shadows(branches[j], branch, rest, begins=True)]
             level = below
-        while level and rest != EPSILON:  # the longer ones, whose rest may begin ``rest``
-            below = []
-            for node in level:
-                for child, ends in node.values():
-                    earlier += [j for j in ends if _shadows(branches[j], branch, rest)]
-                    below.append(child)
-            level = below
-        node = trie
-        for cls in classes:
-            node = node.setdefault(cls, ({}, []))
-            node, ends = node
-        ends.append(i)
-        found.append(tuple(sorted(earlier)))
-    return found
+        while level and rest != EPSILON:
+            below = [entry for node in level for entry in node.values()]
+            found += [j for _, ends in below for j in ends if _shadows(branches[j], branch, rest)]
+            level = [child for child, _ in below]
+        return found
+
+    def _meet(self, a: CharSet, b: CharSet) -> bool:
+        found = self._meets.get((a, b))
+        if found is None:
+            found = self._meets[a, b] = bool(a & b)
+        return found
 
 
 def _shadowed_by(branches: tuple[Term, ...], candidates, branch: Term, rest: Term) -> list[int]:
