@@ -1204,7 +1204,8 @@ def test_ecma_syntax_agrees_with_the_suite_format_regex(draft):
 
 @pytest.mark.parametrize(("pattern", "order_skips"), [
     (r"a|ab", True), (r"(a|ab)+", True), (r"(?:x|xy|xyz)z?", True), (r"a(b|bc)*c", True),
-    (r"<[^>]*>|[^|]+", True), (r"(?:a|ab)?b", True),
+    (r"<[^>]*>|[^|]+", True), (r"(?:a|ab)?b", True), (r"(a|ab){2,3}", True),
+    (r"(?:x|xy){1,4}y", True), (r"(ab|a){2,3}b", False),
     (r"(a|ab)c", False), (r"(a|ab)(c|bcd)", False), (r"(?:a|b|ab)\b", False),
     (r"(in|int)(?![a-z])", False),
 ])
@@ -1212,7 +1213,7 @@ def test_alternatives_are_tried_in_order_like_re_match(pattern, order_skips):
     """With ``first_match``, an alternative is taken only where no earlier one leads to a
     match, as ``re.match`` tries them: ``a|ab`` never takes ``ab`` whole, ``a(b|bc)*c`` takes
     ``abc`` but not ``abcc``; where the rest decides (``(a|ab)c`` on ``abc``), a later one
-    still is. Every text of up to five characters over the pattern's letters and one other;
+    still is; in each round of a bounded repetition with the rounds still to come. Every text of up to five characters over the pattern's letters and one other;
     ``order_skips``: whether some full match is one that the order of trial skips."""
     term = parse_regex(pattern, first_match=True)
     alphabet = sorted({c for c in pattern if c.isalpha() or c in "<>|"} | {"x"})[:5]

@@ -189,8 +189,9 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
     branch, the earlier ones some text of which (with ``rest``) begins some text of it (with
     ``rest``): its guard holds only those (the others refuse nothing, and would only cost);
     None puts them all. Alternatives inside a lazy repetition's item or a repetition bounded
-    above 1 (``(a|ab){2,3}``), and greedy repetitions, which prefer one more round to leaving,
-    keep all their matches (``a*(ab)?`` matches ``ab``, which ``re.match`` never takes whole).
+    above 8 (``(a|ab){2,9}``; below, rounds are written out one by one), and greedy
+    repetitions, which prefer one more round to leaving, keep all their matches (``a*(ab)?``
+    matches ``ab``, which ``re.match`` never takes whole).
 
     A lookaround's body is read for its language alone."""
     ordered_parts = _with_ordered_parts(term)
@@ -220,7 +221,7 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
         """``node`` rewritten, ``rest`` following it; ``stop``: the continuation of the
         lazy repetition whose item holds ``node``, if any; ``ordered``: whether alternatives
         get their guards (not where ``rest`` holds more than what may follow, as in the
-        item of ``x{2,5}``, whose rounds are not told apart: a guard would then refuse too
+        item of ``x{2,50}``, whose rounds are not told apart: a guard would then refuse too
         much)."""
         if id(node) not in ordered_parts:
             return node
@@ -253,6 +254,20 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
             more = None if node.max is None else node.max - node.min
             loop = Repeat(Seq((Look(until, ahead=True, negate=True), item)), 0, more)
             found = concat(Repeat(item, node.min, node.min), loop) if node.min else loop
+        elif isinstance(node, Repeat) and node.max is not None and 1 < node.max <= _UNROLLED:
+            # Each round of ``x{2,5}`` has its own continuation (rounds still to come, then
+            # ``rest``): written out round by round, the alternatives in each get their guards.
+            item = greedy(node.item)
+
+            def round_(k: int) -> Term:
+                more = node.max - k - 1
+                after = Repeat(item, max(0, node.min - k - 1), more) if more else EPSILON
+                return visit(node.item, concat(after, rest), stop, ordered)
+
+            found = EPSILON
+            for k in range(node.max - 1, node.min - 1, -1):
+                found = Repeat(concat(round_(k), found), 0, 1)
+            found = concat(*(round_(k) for k in range(node.min)), found)
         elif isinstance(node, Repeat):
             again = (EPSILON if node.max == 1 else
                      Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
@@ -265,6 +280,9 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
         return found
 
     return visit(term, EPSILON, None)
+
+
+_UNROLLED = 8  # bounded repetitions up to this count are written out round by round
 
 
 def _alternatives(items: tuple[Term, ...]) -> Term:

@@ -17,7 +17,7 @@ Differences from Lark's Earley parser (``lexer="dynamic_complete"``), all on the
   to a match (``/a|ab/`` never takes ``ab``; Lark orders a terminal's ``A | B`` longest
   first). A greedy repetition's preference for one more round is not kept (``/a*(ab)?/``
   takes ``ab`` here, never in Lark), nor the order of alternatives inside a lazy repetition's
-  item or a repetition bounded above 1.
+  item or a repetition bounded above 8.
 * An ignored terminal takes its longest match, as Lark's lexer does; inside a rule inlined
   into one terminal (:func:`structgen.grammar.cfg.inline_regular`) only when its longest
   matches have a simple term, and such rules are not inlined otherwise.
