@@ -71,6 +71,7 @@ class ContextFree(Constraint):
         located = _grammar_source(self.source)
         stamp = None
         if isinstance(located, Path):
+            located = located.absolute()  # the same name elsewhere is another file
             try:
                 found = located.stat()
                 stamp = (found.st_mtime_ns, found.st_size)

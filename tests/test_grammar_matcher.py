@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
 import random
 
 import lark
@@ -141,7 +142,7 @@ def test_unknown_ready_grammar_names_the_known_ones():
         sg.grammar("no-such-grammar")
 
 
-def test_a_grammar_is_read_once_until_its_file_changes(tmp_path):
+def test_a_grammar_is_read_once_until_its_file_changes(tmp_path, monkeypatch):
     """Building the same grammar constraint again (a server, per request) reuses the language
     read the first time, from text, a ready grammar's name or a file; an edited file is read
     again."""
@@ -156,6 +157,14 @@ def test_a_grammar_is_read_once_until_its_file_changes(tmp_path):
     changed = sg.grammar(str(path)).language()
     assert changed is not first
     assert changed == sg.grammar('start: "c"+\n').language()
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    (elsewhere / "list.lark").write_text('start: "d"+\n')  # same name, size and moment
+    os.utime(elsewhere / "list.lark", ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
+    monkeypatch.chdir(elsewhere)
+    assert sg.grammar("list.lark").language() == sg.grammar('start: "d"+\n').language()
+    monkeypatch.chdir(tmp_path)
+    assert sg.grammar("list.lark").language() is changed
 
 
 @pytest.mark.parametrize("name", NAMES)
