@@ -259,15 +259,15 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
             # ``rest``): written out round by round, the alternatives in each get their guards.
             item = greedy(node.item)
 
-            def round_(k: int) -> Term:
+            def one_round(k: int) -> Term:
                 more = node.max - k - 1
                 after = Repeat(item, max(0, node.min - k - 1), more) if more else EPSILON
                 return visit(node.item, concat(after, rest), stop, ordered)
 
             found = EPSILON
             for k in range(node.max - 1, node.min - 1, -1):
-                found = Repeat(concat(round_(k), found), 0, 1)
-            found = concat(*(round_(k) for k in range(node.min)), found)
+                found = Repeat(concat(one_round(k), found), 0, 1)
+            found = concat(*(one_round(k) for k in range(node.min)), found)
         elif isinstance(node, Repeat):
             again = (EPSILON if node.max == 1 else
                      Repeat(greedy(node.item), 0, None if node.max is None else node.max - 1))
