@@ -1248,6 +1248,26 @@ def test_word_lists_are_tried_in_order_like_re_match(words, case, rest):
             assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
 
 
+@settings(max_examples=80, deadline=None)
+@given(branches=st.lists(st.sampled_from([r"a+", r"a+b", r"b*a", r"[ab]b", r"a?b+", r"(?:ab)+",
+                                          r"a+ba", r"b|ab", r"a{2}b?", r"[ab]+a", r"ba*"]),
+                         min_size=2, max_size=9),
+       rest=st.sampled_from(["", "b", "a?", "(?=b)", "b+a"]))
+@example(branches=[r"a+", r"b*a", r"[ab]b", r"a?b+", r"ba*", r"a+ba", r"[ab]+a", r"a+b"],
+         rest="")  # few shadowing branches among many: found by halving the candidates
+def test_patterned_alternatives_are_tried_in_order_like_re_match(branches, rest):
+    """Alternatives that are no fixed strings, each decided against the earlier ones on
+    automata (asked of groups of them, halved where one shadows): a text is matched in full
+    exactly when ``re.match`` takes all of it. Every text of up to five characters."""
+    pattern = f"(?:{'|'.join(f'(?:{b})' for b in branches)}){rest}"
+    term = parse_regex(pattern, first_match=True)
+    for n in range(6):
+        for letters in itertools.product("abx", repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text)
+            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+
+
 @pytest.mark.parametrize("pattern", [
     r"a+(b.*?c)?", r'".*?"', r"a+b*?", r"<c+?>|#", r".+?(?=;)", r"x(a.*?)b", r"(?:a.*?b)+c",
     r'".*?(?<!\\)(\\\\)*?"', r"a{2,4}?b", r"a*?(ab)?", r"(?:a+?b)*", r"(?:ab??)+c",

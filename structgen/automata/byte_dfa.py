@@ -247,12 +247,16 @@ class LazyByteDFA(LazyAutomaton):
     Each accepting state has an *end class*, ``end_classes[end_class[state]]``: the pair
     (guard state, or -1 when the lexeme ends unconditionally; the indices of the ``context``
     bodies that its last character matches).
+
+    ``algebra`` may be shared by automata of related terms, which then share the memoized
+    derivatives of their common parts.
     """
 
     def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: bool = False,
-                 longest: bool = False, context: tuple[Term, ...] = ()):
+                 longest: bool = False, context: tuple[Term, ...] = (),
+                 algebra: TermAlgebra | None = None):
         super().__init__(limits)
-        self.algebra = TermAlgebra()
+        self.algebra = algebra if algebra is not None else TermAlgebra()
         self.lexeme = lexeme
         # An ignored terminal's lexeme is its longest match, as lark's lexer takes it: it may
         # end only where the text after it does not make a longer one (see ``_guard_key``).

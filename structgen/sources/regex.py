@@ -85,6 +85,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from structgen.automata.byte_dfa import LazyByteDFA
+from structgen.automata.derivatives import TermAlgebra
 from structgen.errors import LimitExceeded, RegexError, UnsupportedRegex
 from structgen.grammar.cfg import term_nullable
 from structgen.grammar.charset import ANY_CHAR, EMPTY_SET, MAX_CODE_POINT, NEWLINE, CharSet
@@ -1924,18 +1925,19 @@ def _shadowing(branches: tuple[Term, ...], rest: Term) -> list[tuple[int, ...]]:
     some text of which, followed by ``rest``, begins a text of it followed by ``rest``.
     Branches of fixed strings (keyword lists run to hundreds) are kept in a trie of their
     character classes, which a later one walks down where its classes meet theirs
-    (:class:`_ClassTrie`); the others are decided on an automaton (:func:`_shadows`)."""
+    (:class:`_ClassTrie`); the others are decided on automata (:class:`_Shadows`)."""
+    shadows = _Shadows(branches, rest)
     trie = _ClassTrie()
     others: list[int] = []  # the earlier branches that are no fixed strings
     found = []
     for i, branch in enumerate(branches):
         classes = _fixed_length(branch)
         if classes:
-            earlier = _shadowed_by(branches, others, branch, rest)
-            earlier += trie.shadowing(classes, branches, branch, rest)
+            earlier = shadows.among(others, i)
+            earlier += trie.shadowing(classes, shadows, i)
             trie.add(classes, i)
         else:
-            earlier = _shadowed_by(branches, range(i), branch, rest)
+            earlier = shadows.among(range(i), i)
             others.append(i)
         found.append(tuple(sorted(earlier)))
     return found
@@ -1954,12 +1956,11 @@ class _ClassTrie:
             node, ends = node.setdefault(cls, ({}, []))
         ends.append(number)
 
-    def shadowing(self, classes: list[CharSet], branches: tuple[Term, ...], branch: Term,
-                  rest: Term) -> list[int]:
-        """The strings held that shadow ``branch``, the fixed string of ``classes`` (see
-        :func:`_shadowing`): those its texts may begin with, where ``rest`` may be empty or
-        the automaton says so, and, when ``rest`` is not empty, the longer ones whose end
-        ``rest`` may begin."""
+    def shadowing(self, classes: list[CharSet], shadows: _Shadows, branch: int) -> list[int]:
+        """The strings held that shadow branch ``branch``, the fixed string of ``classes``
+        (see :func:`_shadowing`): those its texts may begin with, where the rest may be empty
+        or the automaton says so, and, when the rest is not empty, the longer ones whose end
+        the rest may begin."""
         found = []
         level = [self._root]
         for depth, cls in enumerate(classes):
@@ -1969,11 +1970,11 @@ class _ClassTrie:
                     if self._meet(key, cls):
                         below.append(child)
                         found += [j for j in ends if depth + 1 == len(classes)
-                                  or _shadows(branches[j], branch, rest, begins=True)]
+                                  or shadows.test([j], branch, begins=True)]
             level = below
-        while level and rest != EPSILON:
+        while level and shadows.rest != EPSILON:
             below = [entry for node in level for entry in node.values()]
-            found += [j for _, ends in below for j in ends if _shadows(branches[j], branch, rest)]
+            found += [j for _, ends in below for j in ends if shadows.test([j], branch)]
             level = [child for child, _ in below]
         return found
 
@@ -1984,34 +1985,52 @@ class _ClassTrie:
         return found
 
 
-def _shadowed_by(branches: tuple[Term, ...], candidates, branch: Term, rest: Term) -> list[int]:
-    """Those of ``branches`` numbered ``candidates`` that shadow ``branch`` (see
-    :func:`_shadowing`): asked of them all together first, as most branches are shadowed by
-    none, and each then a question of its own (``\\d+px|\\d+em|...``)."""
-    candidates = list(candidates)
-    if len(candidates) > 1 and not _shadows(Alt(tuple(branches[j] for j in candidates)),
-                                            branch, rest):
-        return []
-    return [j for j in candidates if _shadows(branches[j], branch, rest)]
+class _Shadows:
+    """Which branches of an alternation, each followed by ``rest``, shadow which (see
+    :func:`_shadowing`), asked of an automaton; what every question reads is computed once:
+    each branch's first characters, and the terms' derivatives (one algebra for all the
+    automata, so a branch's are shared by every question it is part of)."""
 
+    def __init__(self, branches: tuple[Term, ...], rest: Term):
+        self.rest = rest
+        self._followed = [concat(branch, rest) for branch in branches]
+        self._firsts = [_first_chars(term) for term in self._followed]
+        self._nullable = [term_nullable(term) for term in self._followed]
+        self._algebra = TermAlgebra()
 
-def _shadows(earlier: Term, branch: Term, rest: Term, begins: bool = False) -> bool:
-    """Whether some text of ``branch rest`` begins with a text of ``earlier rest``: yes where
-    ``earlier`` is a fixed string that ``branch`` may begin with (``begins``) and ``rest``
-    may be empty; otherwise decided on the automaton of ``branch rest`` read under the
-    lookahead ``earlier rest``, and yes where that is too large to decide, which only costs
-    a guard."""
-    if begins:
-        if term_nullable(rest):
+    def among(self, candidates, branch: int) -> list[int]:
+        """Those of branches ``candidates`` that shadow branch ``branch``, found by halving:
+        asked of them all together first, as most branches are shadowed by none, then of each
+        half that does, so that a few shadowing branches among many (``\\d+px|\\d+em|...``)
+        cost a few questions per halving, not one per branch."""
+        candidates = list(candidates)
+        if not candidates or not self.test(candidates, branch):
+            return []
+        if len(candidates) == 1:
+            return candidates
+        half = len(candidates) // 2
+        return self.among(candidates[:half], branch) + self.among(candidates[half:], branch)
+
+    def test(self, earlier: list[int], branch: int, begins: bool = False) -> bool:
+        """Whether some text of ``branch rest`` begins with a text of ``e rest`` for one of
+        the branches ``earlier``: yes where ``e`` is a fixed string that ``branch`` may begin
+        with (``begins``) and ``rest`` may be empty; otherwise decided on the automaton of
+        ``branch rest`` read under the lookahead ``e rest``, and yes where that is too large
+        to decide, which only costs a guard."""
+        if begins:
+            if term_nullable(self.rest):
+                return True
+        elif not any(self._nullable[j] for j in earlier) and not any(
+                self._firsts[j] & self._firsts[branch] for j in earlier):
+            return False
+        terms = [self._followed[j] for j in earlier]
+        lookahead = terms[0] if len(terms) == 1 else Alt(tuple(terms))
+        try:
+            return not LazyByteDFA(Seq((Look(lookahead, ahead=True, negate=False),
+                                        self._followed[branch])),
+                                   algebra=self._algebra).language_is_empty()
+        except LimitExceeded:
             return True
-    elif not term_nullable(concat(earlier, rest)) and not (
-            _first_chars(concat(earlier, rest)) & _first_chars(concat(branch, rest))):
-        return False
-    try:
-        return not LazyByteDFA(Seq((Look(concat(earlier, rest), ahead=True, negate=False),
-                                    concat(branch, rest)))).language_is_empty()
-    except LimitExceeded:
-        return True
 
 
 def _fixed_length(term: Term) -> list[CharSet] | None:
