@@ -13,6 +13,7 @@ from hypothesis.extra.lark import from_lark
 
 from structgen.automata.grammar_automaton import GrammarAutomaton
 from structgen.errors import EmptyLanguage, GrammarError
+from structgen.grammar import cfg
 from structgen.grammar.cfg import (
     Grammar,
     Nonterminal,
@@ -283,6 +284,27 @@ def test_inlining_keeps_a_nullable_rule_and_the_recursive_ones():
     assert Nonterminal("start") in inlined.rules["start"][0]
     for text in ["()", "(())xx", "(x)", "()x)"]:
         assert grammar_accepts(inlined, text) == grammar_accepts(grammar, text)
+
+
+def test_a_sentence_too_large_for_one_terminal_is_left_to_the_parser(monkeypatch):
+    """A non-recursive rule whose term written out exceeds the bound (clauses nested four
+    deep over overlapping names) stays a rule, while its small parts still become terminals;
+    without the bound the whole grammar is one terminal. Same language either way."""
+    text = ("start: c4\n" + "".join(f'c{i}: c{i - 1} ("," c{i - 1})~1..3 | "(" c{i - 1} ")"\n'
+                                    for i in range(1, 5))
+            + 'c0: "the"? WORD ("of" "the"? WORD)?\nWORD: /[a-z]+/\n%ignore " "\n')
+    grammar = load_lark(text)
+    inlined = inline_regular(grammar)
+    used = {s.name for alts in inlined.rules.values() for alt in alts for s in alt}
+    assert "c4" in used and "c0" not in used and "c0" not in inlined.rules
+    monkeypatch.setattr(cfg, "_MAX_INLINED", 10**12)
+    whole = inline_regular(grammar)
+    assert list(whole.rules) == ["start"] and len(whole.rules["start"]) == 1
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    for sample in ["the cat", "a of b, c", "(the x of the y)", "a,,b", "the", "(a, b, c, d)",
+                   "a of", "((a))", "a b", "(a), (b of c)"]:
+        agree(parser, grammar, inlined, sample)
+        assert grammar_accepts(whole, sample) == lark_accepts(parser, sample), sample
 
 
 def test_grammar_is_hashable_and_validated():
