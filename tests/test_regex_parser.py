@@ -723,9 +723,9 @@ def test_flag_argument_errors():
 
 
 UNSUPPORTED = [
-    ("a*+", "*+", "possessive quantifier"),
-    ("ab{2,3}+c", "{2,3}+", "possessive quantifier"),
-    ("x?+", "?+", "possessive quantifier"),
+    ("(?:ab)*+", "*+", "possessive quantifier"),
+    ("a(bc){2,3}+c", "{2,3}+", "possessive quantifier"),
+    ("(x|y)?+", "?+", "possessive quantifier"),
     ("(?>ab)c", "(?>", "atomic group"),
     ("(a)\\1", "\\1", "backreference"),
     ("(?P<n>a)(?P=n)", "(?P=", "backreference"),
@@ -738,6 +738,22 @@ UNSUPPORTED = [
     ("a(?<=\\ba)", "(?<=", "a lookaround or anchor inside a lookbehind"),
     ("x(?<!(?=y)x)", "(?<!", "a lookaround or anchor inside a lookbehind"),
 ]
+
+
+@pytest.mark.parametrize("pattern", [
+    r"a*+", r"a++b", r"[ab]?+b", r"a{1,2}+a", r"x[^x]*+x", r"a{2}+", r"(?:b|a*+)a", r"a{,2}+b?",
+    r"[ab]{2,}+", r"(?:a?+b)+", r"a*+(?=b)|ba",
+])
+def test_possessive_quantifiers_of_one_character_never_give_back(pattern):
+    """``c{m,n}+`` takes the longest run of ``c`` it can and never gives any back, as ``re``
+    does (``a++a`` matches nothing; ``x[^x]*+x`` is every run between two ``x``): every text
+    of up to five characters."""
+    term = parse_regex(pattern, first_match=True)
+    for n in range(6):
+        for letters in itertools.product("abx", repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text)
+            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
 
 
 @pytest.mark.parametrize(("pattern", "construct", "name"), UNSUPPORTED)

@@ -36,8 +36,9 @@ Extensions beyond ``re`` (Python rejects these, so there is no Python language t
 * ``(?<name>...)`` named groups, ``\\u{1F600}`` escapes, lookbehinds of any width.
 
 Constructs whose language is not what their syntax suggests, or is not regular, raise
-:class:`UnsupportedRegex` naming the construct and its position: possessive quantifiers, atomic
-groups, backreferences, conditionals, recursion, the TEMPLATE flag. Every pattern ``re.compile``
+:class:`UnsupportedRegex` naming the construct and its position: possessive quantifiers of more
+than one character (``[a-z]*+`` is read exactly: the run is never given back), atomic groups,
+backreferences, conditionals, recursion, the TEMPLATE flag. Every pattern ``re.compile``
 rejects is rejected with :class:`RegexError`, at the position ``re`` reports (except that ``re``
 reports a lone trailing backslash before anything else, and a malformed ``(?<name>`` is ours to
 describe). Groups nest at most 256 deep. Anchors, ``\\b`` and lookarounds become ``Look`` terms;
@@ -567,6 +568,17 @@ def _repeat(term: Term, lo: int, hi: int | None) -> Term:
     return Repeat(term, lo, hi)
 
 
+def _possessive_repeat(item: Chars, lo: int, hi: int | None) -> Term:
+    """``item{lo,hi}+``: as many characters of ``item`` as there are, up to ``hi``, never
+    giving any back, so a count below ``hi`` is taken only where no further one follows."""
+    if lo == hi:
+        return _repeat(item, lo, hi)
+    stop = Look(item, ahead=True, negate=True)
+    if hi is None:
+        return Seq((Repeat(item, lo, None), stop))
+    return Alt((_repeat(item, hi, hi), Seq((_repeat(item, lo, hi - 1), stop))))
+
+
 # ---------------------------------------------------------------------------------------------
 # The parser.
 
@@ -974,12 +986,15 @@ class _Parser:
         if frame.items[-1].kind == _REPEAT:
             raise self.error("multiple repeat", start)
         lazy = self.p.startswith("?", end)
-        if lazy:
-            end += 1
-        elif self.p.startswith("+", end):
-            raise self.unsupported(f"possessive quantifier {self.p[start : end + 1]!r}", start)
+        possessive = not lazy and self.p.startswith("+", end)
         item = frame.items[-1]
-        term = _repeat(item.term, low, high)
+        if possessive and not isinstance(item.term, Chars):
+            raise self.unsupported(f"possessive quantifier {self.p[start : end + 1]!r} on more "
+                                   "than one character", start)
+        if lazy or possessive:
+            end += 1
+        term = (_possessive_repeat(item.term, low, high) if possessive
+                else _repeat(item.term, low, high))
         if lazy and self.flags & _KEEP_LAZY and isinstance(term, Repeat) and low != high:
             term = LazyRepeat(term.item, low, high)
         frame.items[-1] = _Item(term, _REPEAT, _unique())
