@@ -40,6 +40,7 @@ from structgen.grammar.regular import (
     concat,
     single_character,
     subterms,
+    tree_size,
 )
 
 __all__ = [
@@ -509,7 +510,7 @@ def _fresh_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-# The most nodes an inlined rule's term may have written out (see ``_unfolded_size``). A whole
+# The most nodes an inlined rule's term may have written out (``regular.tree_size``). A whole
 # sentence of a non-recursive grammar can inline into one terminal whose automaton states are
 # unions of hundreds of ways on: in a real-world grammar of clauses over overlapping names (2.5
 # million nodes written out), a first mask took up to 0.5 s and those along its 20 example
@@ -517,28 +518,6 @@ def _fresh_name(name: str, taken: set[str]) -> str:
 # letter, numbers, dates, chess moves) stay far below; whole small grammars of a few thousand
 # nodes (``grammars/cron.lark``, a CSV record) are still faster as one automaton.
 _MAX_INLINED = 5000
-
-
-def _unfolded_size(term: Term) -> int:
-    """The number of nodes of ``term`` written out as a tree (shared subterms counted at
-    each use): what derivatives of its automaton's states walk through."""
-    sizes: dict[int, int] = {}
-    stack = [term]
-    while stack:
-        node = stack[-1]
-        if id(node) in sizes:
-            stack.pop()
-            continue
-        children = (node.items if isinstance(node, (Seq, Alt)) else
-                    (node.item,) if isinstance(node, Repeat) else
-                    (node.body,) if isinstance(node, Look) else ())
-        missing = [c for c in children if id(c) not in sizes]
-        if missing:
-            stack.extend(missing)
-            continue
-        stack.pop()
-        sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
-    return sizes[id(term)]
 
 
 def inline_regular(grammar: Grammar) -> Grammar:
@@ -575,7 +554,7 @@ def inline_regular(grammar: Grammar) -> Grammar:
                for alt in grammar.rules[name] for s in alt):
             continue  # it uses a rule left to the parser
         language = _rule_language(grammar, name, languages, gap)
-        if language.nonempty is not None and _unfolded_size(language.nonempty) > _MAX_INLINED:
+        if language.nonempty is not None and tree_size(language.nonempty) > _MAX_INLINED:
             continue  # too large to be one lexeme: left to the parser
         languages[name] = language
     order = [name for name in order if name in languages]

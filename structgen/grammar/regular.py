@@ -149,6 +149,37 @@ def concat(*terms: Term) -> Term:
     return parts[0] if len(parts) == 1 else Seq(tuple(parts))
 
 
+def tree_size(term: Term, memo: dict[int, tuple[Term, int]] | None = None) -> int:
+    """The number of nodes of ``term`` written out as a tree (shared subterms counted at each
+    use): what a derivative of an automaton state walks through. ``memo`` (by id, holding the
+    terms so that no id is reused) carries the sizes over from call to call."""
+    memo = {} if memo is None else memo
+    stack = [term]
+    while stack:
+        node = stack[-1]
+        if id(node) in memo:
+            stack.pop()
+            continue
+        children = _children(node)
+        missing = [child for child in children if id(child) not in memo]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        memo[id(node)] = (node, 1 + sum(memo[id(child)][1] for child in children))
+    return memo[id(term)][1]
+
+
+def _children(term: Term) -> tuple[Term, ...]:
+    if isinstance(term, (Seq, Alt)):
+        return term.items
+    if isinstance(term, Repeat):
+        return (term.item,)
+    if isinstance(term, Look):
+        return (term.body,)
+    return ()
+
+
 def subterms(term: Term) -> Iterator[Term]:
     """Every node of ``term``, each once (by identity), parents before children.
 
@@ -162,12 +193,7 @@ def subterms(term: Term) -> Iterator[Term]:
             continue
         seen.add(id(node))
         yield node
-        if isinstance(node, (Seq, Alt)):
-            stack.extend(node.items)
-        elif isinstance(node, Repeat):
-            stack.append(node.item)
-        elif isinstance(node, Look):
-            stack.append(node.body)
+        stack.extend(_children(node))
 
 
 def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list] | None = None

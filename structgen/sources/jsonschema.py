@@ -47,7 +47,17 @@ from structgen.grammar.cfg import (
     term_nullable,
 )
 from structgen.grammar.charset import ANY_CHAR, CharSet
-from structgen.grammar.regular import NOTHING, Alt, Chars, Look, Repeat, Seq, Term, literal
+from structgen.grammar.regular import (
+    NOTHING,
+    Alt,
+    Chars,
+    Look,
+    Repeat,
+    Seq,
+    Term,
+    literal,
+    tree_size,
+)
 from structgen.sources.json_formats import format_term
 from structgen.sources.json_numbers import number_term
 from structgen.sources.json_strings import (
@@ -1005,8 +1015,7 @@ class Emitter:
         self.validators: dict[tuple, Any] = {}
         self.patterns: dict[str, Term] = {}
         self.complements: dict[tuple[str, ...], Term] = {}
-        self.sizes: dict[int, int] = {}
-        self.keep_terms: list[Term] = []
+        self.sizes: dict[int, tuple[Term, int]] = {}  # tree sizes of terms, by id
         pretty = settings.whitespace == "pretty"
         self.pretty = pretty
         self.gap = (Repeat(Chars(WHITESPACE), 0, settings.max_whitespace)
@@ -1067,26 +1076,13 @@ class Emitter:
                                              for p in a):
             result = _alt(_seq(a) if a else Seq(()) for a in alternatives) \
                 if alternatives else NOTHING
-            if self.size(result) > MAX_TERM_SIZE:
+            if tree_size(result, self.sizes) > MAX_TERM_SIZE:
                 result = None
         if result is None:
             self.rules[self.names[key]] = alternatives
             result = Nonterminal(self.names[key])
         self.results[key] = result
         return result
-
-    def size(self, term: Term) -> int:
-        """The number of nodes of ``term`` as a tree (shared subterms counted each time they
-        occur), which is what a derivative walks."""
-        found = self.sizes.get(id(term))
-        if found is None:
-            children = term.items if isinstance(term, (Seq, Alt)) else \
-                (term.item,) if isinstance(term, Repeat) else \
-                (term.body,) if isinstance(term, Look) else ()
-            found = 1 + sum(self.size(c) for c in children)
-            self.sizes[id(term)] = found
-            self.keep_terms.append(term)  # ids stay valid while the memo lives
-        return found
 
     def node(self, subs: tuple[Sub, ...], depth: int) -> Piece:
         """The piece for a value that must satisfy every schema in ``subs``."""
