@@ -171,6 +171,7 @@ def tree_size(term: Term, memo: dict[int, tuple[Term, int]] | None = None) -> in
 
 
 def _children(term: Term) -> tuple[Term, ...]:
+    """The direct subterms of ``term``."""
     if isinstance(term, (Seq, Alt)):
         return term.items
     if isinstance(term, Repeat):
