@@ -365,3 +365,32 @@ def test_lexeme_guards_read_the_text_after_the_lexeme(pattern):
                     end = dfa.walk(guard, after.encode())
                     got = end >= 0 and (dfa.guard_discharged(end) or bool(dfa.accepting[end]))
             assert got == expected, (lexeme, after)
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(a?b?)*c", r"(?:(?:a|)*b)*", r"((a*)*|b)+c?", r"(?=a*)(?:a?)*b", r"(?!(?:b?)*c)[abc]*",
+    r"(a|b?)*(?<=a)c|d*",
+])
+def test_first_sets_memoized_per_subterm_equal_those_computed_afresh(pattern):
+    """The first sets of every state reached are the same whether the algebra has memoized
+    them for the subterms met before (cycles through nullable repetitions cut on the way) or
+    computes them in a fresh algebra, reached by the same characters."""
+    dfa = LazyByteDFA(parse_regex(pattern))
+    paths = {dfa.start_key: []}
+    todo = [dfa.start_key]
+    checked = 0
+    while todo and checked < 60:
+        key = todo.pop(0)
+        shared = set(dfa.algebra.first_sets(key[0], dfa._behind(key[1])))
+        fresh = LazyByteDFA(parse_regex(pattern))
+        term, trackers = fresh.start_key
+        for cp in paths[key]:
+            term = fresh.algebra.derivative(term, cp, fresh._behind(trackers))
+            trackers = tuple(fresh.algebra.derivative(x, cp, frozenset()) for x in trackers)
+        assert set(fresh.algebra.first_sets(term, fresh._behind(trackers))) == shared, paths[key]
+        checked += 1
+        for charset, nxt in dfa.char_transitions(key):
+            if nxt not in paths:
+                paths[nxt] = paths[key] + [charset.ranges[0][0]]
+                todo.append(nxt)
+    assert checked >= 2

@@ -59,7 +59,7 @@ class TermAlgebra:
     _ir_heads: dict[Term, int] = field(default_factory=dict)
     _derivative_memo: dict[tuple, int] = field(default_factory=dict)
     _nullable_memo: dict[tuple, bool] = field(default_factory=dict)
-    _first_memo: dict[int, tuple] = field(default_factory=dict)
+    _first_memo: dict[tuple, tuple] = field(default_factory=dict)
     _ir_terms: dict[int, int] = field(default_factory=dict)  # head id -> term of head alone
     _clamp_memo: dict[int, dict[int, int]] = field(default_factory=dict)
     _head_look_memo: dict[int, bool] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class TermAlgebra:
     _has_end_memo: dict[int, bool] = field(default_factory=dict)
     _after_end_memo: dict[int, int] = field(default_factory=dict)
     _sigma_star: int = -1
-    _cuts: int = 0  # re-entries cut by ``_derive`` so far (see there)
+    _cuts: int = 0  # re-entries cut by ``_derive`` and ``_firsts`` so far (see there)
 
     # ---------------------------------------------------------------- construction from the IR
     def from_ir(self, term: Term, lexeme: bool = False) -> int:
@@ -396,39 +396,66 @@ class TermAlgebra:
 
     # ---------------------------------------------------------------- first characters
     def first_sets(self, t: int, behind: frozenset) -> tuple[CharSet, ...]:
-        """Character sets whose refinement partitions the alphabet into derivative classes."""
-        out: list[CharSet] = []
-        self._collect_first(t, behind, out, set())
-        return tuple(dict.fromkeys(out))
+        """Character sets whose refinement partitions the alphabet into derivative classes.
 
-    def _collect_first(self, t: int, behind: frozenset, out: list, seen: set) -> None:
-        if t in seen:
-            return
-        seen.add(t)
+        Memoized per subterm: the states of one automaton share most of their subterms (a
+        complement or a counter that the other parts of an intersection leave as it is), and
+        a liveness search asks this of thousands of them. From the top, a cut below only
+        drops sets the path already has, so the result is kept whatever was cut."""
+        result = self._firsts(t, behind, set())
+        self._first_memo[(t, behind)] = result
+        return result
+
+    def _firsts(self, t: int, behind: frozenset, active: set) -> tuple[CharSet, ...]:
+        """:meth:`first_sets`, ``active`` holding the terms on the path here: a term met again
+        below itself (a nullable repetition's body) adds nothing new, so the path is cut
+        there, and only results without a cut below are memoized (as in :meth:`_derive`)."""
+        memo_key = (t, behind)
+        cached = self._first_memo.get(memo_key)
+        if cached is not None:
+            return cached
+        if t in active:
+            self._cuts += 1
+            return ()
+        cuts = self._cuts
+        active.add(t)
+        try:
+            found = self._first_parts(t, behind, active)
+        finally:
+            active.discard(t)
+        result = found[0] if len(found) == 1 else tuple(dict.fromkeys(
+            charset for part in found for charset in part))
+        if self._cuts == cuts:
+            self._first_memo[memo_key] = result
+        return result
+
+    def _first_parts(self, t: int, behind: frozenset, active: set) -> list[tuple]:
+        """The first sets of ``t``'s parts (see :meth:`_firsts`)."""
         key = self.terms[t]
         kind = key[0]
         if kind in (_OR, _AND):
-            for x in key[1]:
-                self._collect_first(x, behind, out, seen)
-        elif kind == _NOT:
-            self._collect_first(key[1], behind, out, seen)
-        elif kind == _CAT:
-            head, tail = key[1], key[2]
-            h = self.heads[head]
-            if h[0] == _H_CHARS:
-                out.append(h[1])
-            elif h[0] == _H_ALT:
-                for x in h[1]:
-                    self._collect_first(self.concat_ir(x, tail), behind, out, seen)
-            elif h[0] == _H_REP:
-                _, body, lo, hi = h
-                self._collect_first(self._unroll_once(body, lo, hi, tail), behind, out, seen)
-                if lo == 0:
-                    self._collect_first(tail, behind, out, seen)
-            elif h[2]:
-                self._collect_first(self._lookahead(head, tail), behind, out, seen)
-            elif self._lookbehind_holds(head, behind):
-                self._collect_first(tail, behind, out, seen)
+            return [self._firsts(x, behind, active) for x in key[1]]
+        if kind == _NOT:
+            return [self._firsts(key[1], behind, active)]
+        if kind != _CAT:
+            return [()]
+        head, tail = key[1], key[2]
+        h = self.heads[head]
+        if h[0] == _H_CHARS:
+            return [(h[1],)]
+        if h[0] == _H_ALT:
+            return [self._firsts(self.concat_ir(x, tail), behind, active) for x in h[1]]
+        if h[0] == _H_REP:
+            _, body, lo, hi = h
+            parts = [self._firsts(self._unroll_once(body, lo, hi, tail), behind, active)]
+            if lo == 0:
+                parts.append(self._firsts(tail, behind, active))
+            return parts
+        if h[2]:
+            return [self._firsts(self._lookahead(head, tail), behind, active)]
+        if self._lookbehind_holds(head, behind):
+            return [self._firsts(tail, behind, active)]
+        return [()]
 
     # ---------------------------------------------------------------- derivatives
     def derivative(self, t: int, cp: int, behind: frozenset) -> int:
