@@ -740,6 +740,18 @@ UNSUPPORTED = [
 ]
 
 
+def assert_takes_what_re_match_takes(pattern: str, alphabet: str, length: int,
+                                     flags: int = 0) -> None:
+    """With ``first_match``, every text over ``alphabet`` up to ``length`` characters is
+    matched in full exactly when ``re.match`` takes all of it."""
+    term = parse_regex(pattern, flags, first_match=True)
+    for n in range(length + 1):
+        for letters in itertools.product(alphabet, repeat=n):
+            text = "".join(letters)
+            found = re.match(pattern, text, flags)
+            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+
+
 @pytest.mark.parametrize("pattern", [
     r"a*+", r"a++b", r"[ab]?+b", r"a{1,2}+a", r"x[^x]*+x", r"a{2}+", r"(?:b|a*+)a", r"a{,2}+b?",
     r"[ab]{2,}+", r"(?:a?+b)+", r"a*+(?=b)|ba",
@@ -748,12 +760,7 @@ def test_possessive_quantifiers_of_one_character_never_give_back(pattern):
     """``c{m,n}+`` takes the longest run of ``c`` it can and never gives any back, as ``re``
     does (``a++a`` matches nothing; ``x[^x]*+x`` is every run between two ``x``): every text
     of up to five characters."""
-    term = parse_regex(pattern, first_match=True)
-    for n in range(6):
-        for letters in itertools.product("abx", repeat=n):
-            text = "".join(letters)
-            found = re.match(pattern, text)
-            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+    assert_takes_what_re_match_takes(pattern, "abx", 5)
 
 
 @pytest.mark.parametrize(("pattern", "construct", "name"), UNSUPPORTED)
@@ -1255,13 +1262,7 @@ def test_word_lists_are_tried_in_order_like_re_match(words, case, rest):
     text is matched in full exactly when ``re.match`` takes all of it, case-insensitive or
     not, whatever follows the list. Every text of up to five characters."""
     pattern = f"(?:{'|'.join(words)}){rest}"
-    flags = re.IGNORECASE if case else 0
-    term = parse_regex(pattern, flags, first_match=True)
-    for n in range(6):
-        for letters in itertools.product("abAx", repeat=n):
-            text = "".join(letters)
-            found = re.match(pattern, text, flags)
-            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+    assert_takes_what_re_match_takes(pattern, "abAx", 5, re.IGNORECASE if case else 0)
 
 
 @settings(max_examples=80, deadline=None)
@@ -1276,12 +1277,7 @@ def test_patterned_alternatives_are_tried_in_order_like_re_match(branches, rest)
     automata (asked of groups of them, halved where one shadows): a text is matched in full
     exactly when ``re.match`` takes all of it. Every text of up to five characters."""
     pattern = f"(?:{'|'.join(f'(?:{b})' for b in branches)}){rest}"
-    term = parse_regex(pattern, first_match=True)
-    for n in range(6):
-        for letters in itertools.product("abx", repeat=n):
-            text = "".join(letters)
-            found = re.match(pattern, text)
-            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+    assert_takes_what_re_match_takes(pattern, "abx", 5)
 
 
 @pytest.mark.parametrize("pattern", [
@@ -1293,11 +1289,6 @@ def test_lazy_quantifiers_stop_at_the_first_match_like_re_match(pattern):
     it: a lazy quantifier stops where the rest of the pattern first matches (``".*?"`` at the
     first quote), greedy parts around it keep all their matches (``a+b*?`` takes ``aa``).
     Every text of up to six characters over the pattern's letters and one other."""
-    term = parse_regex(pattern, first_match=True)
     alphabet = sorted({c for c in pattern if c.isalpha() or c in '"\\;<>#'} | {"x"})[:5]
-    for n in range(7):
-        for letters in itertools.product(alphabet, repeat=n):
-            text = "".join(letters)
-            found = re.match(pattern, text)
-            assert fullmatch(term, text) == (found is not None and found.end() == len(text)), text
+    assert_takes_what_re_match_takes(pattern, "".join(alphabet), 6)
 
