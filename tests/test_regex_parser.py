@@ -727,6 +727,8 @@ UNSUPPORTED = [
     ("a(bc){2,3}+c", "{2,3}+", "possessive quantifier"),
     ("(x|y)?+", "?+", "possessive quantifier"),
     ("(?>ab)c", "(?>", "atomic group"),
+    ("(?>a*?)b", "(?>", "atomic group"),
+    ("(?>a|b)", "(?>", "atomic group"),
     ("(a)\\1", "\\1", "backreference"),
     ("(?P<n>a)(?P=n)", "(?P=", "backreference"),
     ("(?P<n>a)\\k<n>", "\\k", "backreference"),
@@ -754,12 +756,13 @@ def assert_takes_what_re_match_takes(pattern: str, alphabet: str, length: int,
 
 @pytest.mark.parametrize("pattern", [
     r"a*+", r"a++b", r"[ab]?+b", r"a{1,2}+a", r"x[^x]*+x", r"a{2}+", r"(?:b|a*+)a", r"a{,2}+b?",
-    r"[ab]{2,}+", r"(?:a?+b)+", r"a*+(?=b)|ba",
+    r"[ab]{2,}+", r"(?:a?+b)+", r"a*+(?=b)|ba", r"(?>a*)a", r"(?>[ab]+)b?", r"x(?>[^x]*)x",
+    r"(?>a)b", r"(?>a{1,2})a", r"(?:(?>b?)a)+",
 ])
 def test_possessive_quantifiers_of_one_character_never_give_back(pattern):
-    """``c{m,n}+`` takes the longest run of ``c`` it can and never gives any back, as ``re``
-    does (``a++a`` matches nothing; ``x[^x]*+x`` is every run between two ``x``): every text
-    of up to five characters."""
+    """``c{m,n}+`` (or ``(?>c{m,n})``) takes the longest run of ``c`` it can and never gives
+    any back, as ``re`` does (``a++a`` matches nothing; ``x[^x]*+x`` is every run between two
+    ``x``): every text of up to five characters."""
     assert_takes_what_re_match_takes(pattern, "abx", 5)
 
 

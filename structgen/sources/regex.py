@@ -37,8 +37,9 @@ Extensions beyond ``re`` (Python rejects these, so there is no Python language t
 
 Constructs whose language is not what their syntax suggests, or is not regular, raise
 :class:`UnsupportedRegex` naming the construct and its position: possessive quantifiers of more
-than one character (``[a-z]*+`` is read exactly: the run is never given back), atomic groups,
-backreferences, conditionals, recursion, the TEMPLATE flag. Every pattern ``re.compile``
+than one character and atomic groups around more than such a repetition (``[a-z]*+`` and
+``(?>[a-z]*)`` are read exactly: the run is never given back), backreferences, conditionals,
+recursion, the TEMPLATE flag. Every pattern ``re.compile``
 rejects is rejected with :class:`RegexError`, at the position ``re`` reports (except that ``re``
 reports a lone trailing backslash before anything else, and a malformed ``(?<name>`` is ours to
 describe). Groups nest at most 256 deep. Anchors, ``\\b`` and lookarounds become ``Look`` terms;
@@ -594,6 +595,7 @@ class _Item:
     term: Term
     kind: int
     keys: tuple
+    run: tuple[Chars, int, int | None] | None = None  # a greedy repetition of one character
 
 
 @dataclass(slots=True)
@@ -607,6 +609,7 @@ class _Frame:
     group: int | None = None  # capture group number
     look: tuple[bool, bool] | None = None  # (ahead, negate) of a lookaround
     spliced: bool = False  # (?:...) without flags: CPython inlines its items
+    atomic: bool = False  # (?>...): what it matched is never given back
     branches: list[list[_Item]] = field(default_factory=list)
     items: list[_Item] = field(default_factory=list)
 
@@ -801,7 +804,9 @@ class _Parser:
         if tok == "(":
             raise self.unsupported("conditional group (?(...)...)", start)
         if tok == ">":
-            raise self.unsupported("atomic group (?>...)", start)
+            self.i = k
+            child.atomic = True
+            return child
         if tok in ("R", "&", "+") or tok in _DIGITS or (tok == "-" and p[k : k + 1] in _DIGITS):
             raise self.unsupported("recursion (?R)/(?n)/(?&name)", start)
         if tok in _INLINE_FLAGS or tok == "-":
@@ -908,9 +913,23 @@ class _Parser:
             return _Item(Look(term, *frame.look), _ATOM, _unique())
         if frame.group is not None:
             self.open_groups.discard(frame.group)
+        if frame.atomic:
+            return _Item(self.atomic_term(frame), _ATOM, _unique())
         if frame.spliced:
             return _Item(term, _ATOM, keys)
         return _Item(term, _ATOM, _unique())
+
+    def atomic_term(self, frame: _Frame) -> Term:
+        """``(?>x)`` for ``x`` one character or a greedy repetition of one, which then keeps
+        its whole run (``(?>a*)`` is ``a*+``); other atomic groups are refused."""
+        if not frame.branches and len(frame.items) == 1:
+            item = frame.items[0]
+            if item.run is not None:
+                return _possessive_repeat(*item.run)
+            if item.kind == _ATOM and isinstance(item.term, Chars):
+                return item.term
+        raise self.unsupported("atomic group (?>...) around more than a greedy repetition of "
+                               "one character", frame.start)
 
     def merge_keys(self, branches: list[list[_Item]], flags: int) -> tuple:
         """CPython's ``_parse_sub`` on the keys of ``branches``: factor out a common prefix, and
@@ -997,7 +1016,9 @@ class _Parser:
                 else _repeat(item.term, low, high))
         if lazy and self.flags & _KEEP_LAZY and isinstance(term, Repeat) and low != high:
             term = LazyRepeat(term.item, low, high)
-        frame.items[-1] = _Item(term, _REPEAT, _unique())
+        greedy_run = (item.term, low, high) if (
+            not lazy and not possessive and isinstance(item.term, Chars)) else None
+        frame.items[-1] = _Item(term, _REPEAT, _unique(), greedy_run)
         self.i = end
         return True
 
