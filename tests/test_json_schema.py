@@ -483,3 +483,25 @@ def test_the_fast_meta_schema_check_decides_like_the_meta_schema(dialect, schema
     except sg.SchemaError:
         fast = False
     assert fast == real
+
+
+def test_merged_conjunctions_keep_each_object_and_array_spec_once():
+    """Merging a conjunction with one holding the same specs (every ``oneOf`` branch of a
+    large schema meets the same ``$ref``s again) keeps each spec once; and a closed object
+    spec rules out a required key it does not declare, a key it declares ``false`` too."""
+    from types import SimpleNamespace
+
+    from structgen.sources.jsonschema import ArraySpec, Conj, ObjectSpec, Sub, conj_and
+
+    resolver = SimpleNamespace(_base_uri="")
+    closed = ObjectSpec(properties=(("a", Sub({}, resolver, "#/a")),
+                                    ("b", Sub(False, resolver, "#/b"))),
+                        additional=Sub(False, resolver, "#/additionalProperties"))
+    one = Conj(kinds=frozenset({"object", "array"}), objects=(closed,), arrays=(ArraySpec(),))
+    other = Conj(kinds=frozenset({"object", "array"}), objects=(closed, ObjectSpec()),
+                 arrays=(ArraySpec(),))
+    merged = conj_and(conj_and(one, other), one)
+    assert merged.objects == (closed, ObjectSpec()) and len(merged.arrays) == 1
+    for required, kept in [({"a"}, True), ({"b"}, False), ({"c"}, False), (set(), True)]:
+        result = conj_and(merged, Conj(required=frozenset(required)))
+        assert ("object" in result.kinds) == kept, required
