@@ -505,3 +505,16 @@ def test_merged_conjunctions_keep_each_object_and_array_spec_once():
     for required, kept in [({"a"}, True), ({"b"}, False), ({"c"}, False), (set(), True)]:
         result = conj_and(merged, Conj(required=frozenset(required)))
         assert ("object" in result.kinds) == kept, required
+
+
+def test_a_negation_that_reaches_itself_through_a_recursive_ref_is_refused_by_name():
+    """``oneOf`` branches that may overlap are made exclusive by negating the others; where a
+    branch's negation leads back to itself through a recursive ``$ref`` (a tree whose nodes
+    are ``oneOf``s), the union would never end: refused, naming ``oneOf`` and where."""
+    schema = {"$ref": "#/definitions/node", "definitions": {"node": {"oneOf": [
+        {"type": "object", "required": ["leaf"]},
+        {"type": "object", "properties": {"child": {"$ref": "#/definitions/node"}}},
+    ]}}}
+    with pytest.raises(sg.UnsupportedKeyword, match="reaches itself through a recursive") as info:
+        sg.json_schema(schema)
+    assert "'oneOf' at #" in str(info.value)

@@ -397,6 +397,7 @@ class Flattener:
         # Synthetic schemas (``{"not": ...}``) must outlive the compile: subs key on their id.
         self.keep: list[Any] = []
         self.negations: dict[tuple, dict] = {}
+        self.negating: set[tuple] = set()  # the subschemas whose negation is being built
         # Scopes only matter to unevaluated*; without them every path shares one cache entry.
         text = json.dumps(root)
         self.track_scope = "unevaluatedProperties" in text or "unevaluatedItems" in text
@@ -743,14 +744,21 @@ class Flattener:
             return []
         if s is False:
             return [Conj()]
-        if "$ref" in s and self.draft <= 7:
-            return self.negate(self.resolve(sub, s["$ref"], "$ref"))
-        out: list[Conj] = []
-        for keyword, value in self.view(s).items():
-            if keyword in COMPANIONS - {"exclusiveMinimum", "exclusiveMaximum"}:
-                continue
-            out.extend(self.negate_keyword(sub, keyword, value))
-        return out
+        if sub.key in self.negating:  # a recursive schema: the union would never end
+            raise UnsupportedKeyword("not", f"the negation of {sub.pointer} reaches itself "
+                                     "through a recursive reference")
+        self.negating.add(sub.key)
+        try:
+            if "$ref" in s and self.draft <= 7:
+                return self.negate(self.resolve(sub, s["$ref"], "$ref"))
+            out: list[Conj] = []
+            for keyword, value in self.view(s).items():
+                if keyword in COMPANIONS - {"exclusiveMinimum", "exclusiveMaximum"}:
+                    continue
+                out.extend(self.negate_keyword(sub, keyword, value))
+            return out
+        finally:
+            self.negating.discard(sub.key)
 
     def negated(self, sub: Sub, schema: Any, *path: str | int) -> Sub:
         """The subschema ``{"not": schema}`` for the child at ``path`` below ``sub``. One
