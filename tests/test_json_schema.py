@@ -14,6 +14,7 @@ import random
 import warnings
 from decimal import Decimal
 from fractions import Fraction
+from types import SimpleNamespace
 
 import jsonschema
 import jsonschema._keywords
@@ -26,6 +27,7 @@ import structgen as sg
 from structgen.automata.byte_dfa import Limits
 from structgen.automata.matcher import _automaton
 from structgen.sources.json_validation import checked_validator_class, validation_error
+from structgen.sources.jsonschema import ArraySpec, Conj, ObjectSpec, Sub, conj_and
 from structgen.testing.schema_suite import accepts
 
 MAX_WALK_BYTES = 400
@@ -489,10 +491,6 @@ def test_merged_conjunctions_keep_each_object_and_array_spec_once():
     """Merging a conjunction with one holding the same specs (every ``oneOf`` branch of a
     large schema meets the same ``$ref``s again) keeps each spec once; and a closed object
     spec rules out a required key it does not declare, a key it declares ``false`` too."""
-    from types import SimpleNamespace
-
-    from structgen.sources.jsonschema import ArraySpec, Conj, ObjectSpec, Sub, conj_and
-
     resolver = SimpleNamespace(_base_uri="")
     closed = ObjectSpec(properties=(("a", Sub({}, resolver, "#/a")),
                                     ("b", Sub(False, resolver, "#/b"))),

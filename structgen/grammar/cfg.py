@@ -549,12 +549,14 @@ def inline_regular(grammar: Grammar) -> Grammar:
                     for name in sorted(grammar.ignore))
     gap = Repeat(gap_term, 0, None) if gap_term is not None else None
     languages: dict[str, _Language] = {}
+    sizes: dict = {}  # tree sizes by term, shared: a rule's term holds the terms of its parts
     for name in order:
         if any(isinstance(s, Nonterminal) and s.name != name and s.name not in languages
                for alt in grammar.rules[name] for s in alt):
             continue  # it uses a rule left to the parser
         language = _rule_language(grammar, name, languages, gap)
-        if language.nonempty is not None and tree_size(language.nonempty) > _MAX_INLINED:
+        if language.nonempty is not None and tree_size(language.nonempty,
+                                                       sizes) > _MAX_INLINED:
             continue  # too large to be one lexeme: left to the parser
         languages[name] = language
     order = [name for name in order if name in languages]
