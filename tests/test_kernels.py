@@ -10,6 +10,8 @@ from structgen.automata.byte_dfa import DEAD, UNKNOWN
 from structgen.automata.kernels import (
     children_by_byte,
     children_by_byte_python,
+    has_child_on,
+    has_child_on_python,
     walk_trie,
     walk_trie_by_byte,
     walk_trie_by_byte_python,
@@ -137,6 +139,25 @@ def test_children_by_byte_are_the_children_of_the_roots_grouped_by_byte(tokens, 
         expected = [node for root in roots.tolist() for node in paths
                     if paths[node] == paths[root] + bytes([byte])]
         assert children[offsets[byte]:offsets[byte + 1]].tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1))
+def test_has_child_on_tells_the_nodes_with_a_child_on_a_wanted_byte(tokens, seed):
+    """``has_child_on`` (and its twin) is True exactly for the roots one of whose children
+    hangs on a wanted byte."""
+    trie = build_token_trie(tokens)
+    rng = np.random.default_rng(seed)
+    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.5).astype(np.int32)
+    wanted = rng.random(256) < 0.3
+    fast = has_child_on(roots, wanted, trie.node_byte, trie.subtree_end)
+    assert np.array_equal(fast, has_child_on_python(roots, wanted, trie.node_byte,
+                                                     trie.subtree_end))
+    paths = _paths(trie)
+    expected = [any(len(paths[node]) == len(paths[root]) + 1 and paths[node][:-1] == paths[root]
+                    and wanted[paths[node][-1]] for node in paths)
+                for root in roots.tolist()]
+    assert fast.tolist() == expected
 
 
 @settings(max_examples=150, deadline=None)

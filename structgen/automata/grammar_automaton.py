@@ -158,6 +158,7 @@ class GrammarAutomaton(LazyAutomaton):
         self.end_contexts: list[EndContext] = [EndContext(NO_GUARDS, frozenset())]
         self._end_context_ids: dict[EndContext, int] = {self.end_contexts[0]: PLAIN_END}
         self._class_contexts: dict[tuple[int, int], int] = {}
+        self._context_splits: dict[int, tuple[int, np.ndarray]] = {}
         self._starting_memo: dict[tuple[int, int], tuple | None] = {}
         self._states: dict[tuple[frozenset, frozenset], int] = {}
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
@@ -218,6 +219,33 @@ class GrammarAutomaton(LazyAutomaton):
             if not (guarded.trans[found[1]] >= 0).any():
                 found = None
         self._starting_memo[key] = found
+        return found
+
+    def lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
+        """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
+        left end context ``context``; None when its guards refuse every first byte."""
+        return self._lexeme_start(terminal, context)
+
+    def context_split(self, context: int) -> tuple[int, np.ndarray]:
+        """End context ``context`` as ``(its base, the bytes its guards read)``: the base is
+        the context without guards (the character class alone), and a lexeme whose first byte
+        is none of those bytes starts as after the base (the guards hold whatever it is, as
+        a keyword's prefix left pending by an identifier holds before a space). Those bytes,
+        as 256 booleans, are those that a guard refuses or that leave one pending."""
+        found = self._context_splits.get(context)
+        if found is None:
+            guards, held = self.end_contexts[context]
+            base = intern(EndContext(NO_GUARDS, held), self.end_contexts, self._end_context_ids)
+            read = np.zeros(256, dtype=np.bool_)
+            for terminal, guard in guards:
+                lexer = self.lexer(terminal)
+                lexer.materialize(guard)
+                row = lexer.trans[guard]
+                read |= row < 0
+                for after in np.unique(row[row >= 0]).tolist():
+                    if not lexer.guard_discharged(after):
+                        read |= row == after
+            found = self._context_splits[context] = (base, read)
         return found
 
     def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> tuple[int, ...]:

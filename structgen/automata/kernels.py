@@ -192,6 +192,35 @@ def children_by_byte(root_nodes, node_byte, subtree_end):
     return children, offsets
 
 
+@numba.njit(cache=True, nogil=True)
+def has_child_on(nodes, wanted, node_byte, subtree_end):
+    """For each trie node of ``nodes``, whether it has a child on a byte ``b`` with
+    ``wanted[b]`` (a walk below it may read such a byte first)."""
+    found = np.zeros(nodes.shape[0], dtype=np.bool_)
+    for k in range(nodes.shape[0]):
+        node = nodes[k]
+        i = node + 1
+        while i < subtree_end[node]:
+            if wanted[node_byte[i]]:
+                found[k] = True
+                break
+            i = subtree_end[i]
+    return found
+
+
+def has_child_on_python(nodes, wanted, node_byte, subtree_end):
+    """Pure-Python twin of :func:`has_child_on`."""
+    found = []
+    for node in nodes:
+        children = []
+        i = int(node) + 1
+        while i < subtree_end[node]:
+            children.append(i)
+            i = int(subtree_end[i])
+        found.append(any(wanted[node_byte[i]] for i in children))
+    return np.array(found, dtype=np.bool_)
+
+
 def children_by_byte_python(root_nodes, node_byte, subtree_end):
     """Pure-Python twin of :func:`children_by_byte`."""
     groups: list[list[int]] = [[] for _ in range(256)]

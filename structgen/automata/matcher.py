@@ -16,13 +16,19 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 
 from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import GrammarAutomaton
-from structgen.automata.kernels import children_by_byte, walk_trie, walk_trie_by_byte
+from structgen.automata.kernels import (
+    children_by_byte,
+    has_child_on,
+    walk_trie,
+    walk_trie_by_byte,
+)
 from structgen.automata.token_trie import TokenTrie, token_trie
 from structgen.automata.utf8 import encodable_chars
 from structgen.errors import EmptyLanguage, LimitExceeded, VocabularyError
@@ -156,9 +162,9 @@ def _bit_set(flags: np.ndarray) -> int:
 @dataclass(frozen=True, slots=True)
 class ShapeWalk:
     """What a grammar walk below trie nodes finds from a relative Earley set (see
-    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended at trie nodes ``roots``,
-    leaving end context number ``context`` (``GrammarAutomaton.end_contexts``) to the lexemes
-    after it.
+    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended, per end context it may
+    leave to the lexemes after it (``GrammarAutomaton.end_contexts``), at the trie nodes of
+    ``ends``: ``((context number, TrieNodes), ...)``.
 
     ``tokens``: the tokens found (walk output words; None for none), valid in every context of
     the shape. ``escaped``: reading ``terminal`` completes something older than the relative
@@ -168,8 +174,7 @@ class ShapeWalk:
     """
 
     terminal: int
-    context: int
-    roots: TrieNodes
+    ends: tuple
     tokens: np.ndarray | None
     escaped: bool
     below: tuple
@@ -185,10 +190,15 @@ class ShapeWalk:
         return 0 if self.tokens is None else self.tokens.nbytes
 
 
-def _shape_key(shape: int, terminal: int, context: int, roots: TrieNodes) -> tuple:
+def _ends_key(ends: tuple) -> tuple:
+    """The part of a cache key that stands for lexeme ends ``((context, TrieNodes), ...)``."""
+    return tuple((context, roots.digest) for context, roots in ends)
+
+
+def _shape_key(shape: int, terminal: int, ends: tuple) -> tuple:
     """The mask cache key of the shape walk from ``shape`` after ``terminal`` ended at
-    ``roots`` leaving ``context``."""
-    return ("shape", shape, terminal, context, roots.digest)
+    ``ends``."""
+    return ("shape", shape, terminal, _ends_key(ends))
 
 
 @dataclass(slots=True)
@@ -196,11 +206,10 @@ class _ShapeFrame:
     """A shape walk in progress: its own lexemes' tokens, and the parts below them."""
 
     terminal: int
-    context: int
-    roots: TrieNodes
+    ends: tuple
     escaped: bool
     tokens: list = field(default_factory=list)
-    parts: list = field(default_factory=list)  # (scanned, shape, terminal, context, nodes)
+    parts: list = field(default_factory=list)  # (scanned, shape, terminal, ends)
     next_part: int = 0
 
     def result(self, made: dict) -> ShapeWalk:
@@ -222,8 +231,7 @@ class _ShapeFrame:
                 for more in distinct[2:]:
                     union |= more
                 union.flags.writeable = False
-        return ShapeWalk(self.terminal, self.context, self.roots, union, self.escaped,
-                         tuple(below))
+        return ShapeWalk(self.terminal, self.ends, union, self.escaped, tuple(below))
 
 
 class _MaskCache:
@@ -298,6 +306,8 @@ class TokenConstraint:
         self._first_bytes_memo: dict[tuple[int, int], int] = {}
         self._starting_lexemes_memo: dict[tuple[int, int], tuple] = {}
         self._relative_memo: dict[tuple[int, int, int], tuple] = {}
+        self._guarded_starts: dict[tuple[int, int], tuple[int, int] | None] = {}
+        self._context_splits: dict[int, tuple[int, int]] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
@@ -394,20 +404,16 @@ class TokenConstraint:
         else:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             out[: self.num_words] = inside
-            terminal = self._dfa.lexer_terminal(lexer_id)
-            for end_class, end_nodes in ends:
-                context = self._dfa.end_context(lexer_id, end_class)
-                self._walk_after(set_id, terminal, context, end_nodes, out)
+            self._walk_after(set_id, self._dfa.lexer_terminal(lexer_id), ends, out)
             mask = self._finish(out)
         mask.flags.writeable = False
         self._cache.put(("thread", thread), mask)
         return mask
 
-    def _walk_after(self, set_id: int, terminal: int, context: int,
-                    end_nodes: TrieNodes, out: np.ndarray) -> None:
-        """Mark the tokens that continue, below ``end_nodes``, with the lexemes that may follow
-        ``terminal`` ending in Earley set ``set_id`` and leaving end context ``context``; and
-        so on for lexemes ending inside.
+    def _walk_after(self, set_id: int, terminal: int, ends: tuple, out: np.ndarray) -> None:
+        """Mark the tokens that continue, below the trie nodes of ``ends`` (``((end context,
+        TrieNodes), ...)``), with the lexemes that may follow ``terminal`` ending in Earley set
+        ``set_id``; and so on for lexemes ending inside.
 
         The walk runs on relative sets (``EarleyTables.relative``), so each part of it is done
         once for every context of that shape (:meth:`_shape_walk`); where a lexeme completes
@@ -417,13 +423,13 @@ class TokenConstraint:
         grammar = self._dfa
         tables = grammar.tables
         names = grammar.terminal_names
-        work = [(set_id, terminal, context, end_nodes)]
+        work = [(set_id, terminal, ends)]
         walked: dict[tuple, np.ndarray] = {}  # per (set, end context): node walked?
         visited = {}  # parts are shared (a DAG): each is resolved once per real set (the
         # parts are kept here too, so that no id is reused while the walk runs)
         while work:
-            set_id, terminal, context, roots = work.pop()
-            walk = self._shape_walk(tables.relative(set_id), terminal, context, roots)
+            set_id, terminal, ends = work.pop()
+            walk = self._shape_walk(tables.relative(set_id), terminal, ends)
             if walk.tokens is not None:
                 out |= walk.tokens
             escaping = [(set_id, walk)] if walk.escapes else []
@@ -434,32 +440,88 @@ class TokenConstraint:
                 visited[real, id(walk)] = walk
                 after = (tables.scan(real, names[walk.terminal])  # memoized
                          if walk.escaped or any(scanned for scanned, _ in walk.below) else -1)
-                fresh = (self._not_walked(walked, (after, walk.context), walk.roots)
-                         if walk.escaped and after >= 0 else None)
-                if fresh is not None:
-                    for lexer_id, start, first_bytes in self._starting_lexemes(after,
-                                                                               walk.context):
-                        if not fresh.next_bytes & first_bytes:
+                if walk.escaped and after >= 0:
+                    starts: dict[tuple, list] = {}  # per (lexer, start): the nodes below
+                    for context, roots in walk.ends:
+                        fresh = self._not_walked(walked, (after, context), roots)
+                        if fresh is None:
                             continue
-                        found, ends = self._lexeme_walk(lexer_id, start, fresh)
+                        base, guarded = self._context_split(context)
+                        for lexer_id, start, first_bytes in self._starting_lexemes(after, base):
+                            if not fresh.next_bytes & first_bytes:
+                                continue
+                            if first_bytes & guarded:
+                                found = self._guarded_start(lexer_id, context)
+                                if found is None:
+                                    continue
+                                lexer_id, start = found
+                            starts.setdefault((lexer_id, start), []).append(fresh)
+                    parts: dict[int, list] = {}  # per next terminal: the ends of its lexemes
+                    for (lexer_id, start), roots in starts.items():
+                        found, lexeme_ends = self._lexeme_walk(lexer_id, start,
+                                                               self._union(roots))
                         if found is not None:
                             out |= found
-                        next_terminal = grammar.lexer_terminal(lexer_id)
-                        for end_class, nodes in ends:
-                            work.append((after, next_terminal,
-                                         grammar.end_context(lexer_id, end_class), nodes))
+                        if lexeme_ends:
+                            parts.setdefault(grammar.lexer_terminal(lexer_id),
+                                             []).extend(lexeme_ends)
+                    for next_terminal, lexeme_ends in parts.items():
+                        work.append((after, next_terminal, self._merged_ends(lexeme_ends)))
                 for scanned, child in walk.below:
                     escaping.append((after if scanned else real, child))
 
+    def _union(self, parts: list[TrieNodes]) -> TrieNodes:
+        """The trie nodes of all ``parts``. Cached: the lexemes after the ends of one walk,
+        walked together, are walked together again in every context of its shape."""
+        distinct = {part.digest: part for part in parts}
+        if len(distinct) == 1:
+            return parts[0]
+        key = ("union", *sorted(distinct))
+        found = self._cache.get(key)
+        if found is None:
+            found = TrieNodes.of(np.concatenate([p.nodes for p in distinct.values()]),
+                                 self._trie)
+            self._cache.put(key, found, found.nbytes)
+        return found
+
+    def _merged_ends(self, ends: list) -> tuple:
+        """Lexeme ends ``[(end context, TrieNodes), ...]`` gathered from the walks of several
+        lexers of one terminal, as ``((end context, TrieNodes), ...)`` in context order, each
+        context once."""
+        by_context: dict[int, list] = {}
+        for context, roots in ends:
+            by_context.setdefault(context, []).append(roots)
+        return tuple((context, self._union(nodes)) for context, nodes in sorted(by_context.items()))
+
     def _starting_lexemes(self, set_id: int, context: int) -> tuple:
         """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
-        end context ``context``: ``(lexer, start state, the bytes it reads first)``."""
+        end context ``context``: ``(lexer, start state, the bytes it reads first)``. Asked
+        of the guardless base of a context (``GrammarAutomaton.context_split``): the lexemes
+        its guards read are started apart (:meth:`_guarded_start`)."""
         key = (set_id, context)
         found = self._starting_lexemes_memo.get(key)
         if found is None:
             found = self._starting_lexemes_memo[key] = tuple(
                 (lexer_id, start, self._lexer_first_bytes(lexer_id, start))
                 for _, lexer_id, start in self._dfa.spawned_threads(set_id, context))
+        return found
+
+    def _context_split(self, context: int) -> tuple[int, int]:
+        """``GrammarAutomaton.context_split`` with the bytes as a bit set (memoized)."""
+        found = self._context_splits.get(context)
+        if found is None:
+            base, reads = self._dfa.context_split(context)
+            found = self._context_splits[context] = (base, _bit_set(reads))
+        return found
+
+    def _guarded_start(self, terminal: int, context: int) -> tuple[int, int] | None:
+        """``(lexer, start state)`` of a lexeme of ``terminal`` after end context ``context``,
+        whose guards read its first byte; None when they refuse every first byte.
+        Memoized: a walk meets a context's guards in every set it escapes to."""
+        key = (terminal, context)
+        found = self._guarded_starts.get(key, False)
+        if found is False:
+            found = self._guarded_starts[key] = self._dfa.lexeme_start(terminal, context)
         return found
 
     def _not_walked(self, walked: dict, start: tuple, roots: TrieNodes) -> TrieNodes | None:
@@ -482,17 +544,16 @@ class TokenConstraint:
         seen[fresh] = True
         return roots if len(fresh) == len(roots.nodes) else TrieNodes.of(fresh, self._trie)
 
-    def _shape_walk(self, shape: int, terminal: int, context: int,
-                    end_nodes: TrieNodes) -> ShapeWalk:
+    def _shape_walk(self, shape: int, terminal: int, ends: tuple) -> ShapeWalk:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
         tell (see :class:`ShapeWalk`). Every part is cached: the walk below a lexeme recurs in
         every context of the same shape (the inside of a parenthesis at each depth)."""
-        key = _shape_key(shape, terminal, context, end_nodes)
+        key = _shape_key(shape, terminal, ends)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         made: dict[tuple, ShapeWalk] = {}
-        frames = {key: self._shape_frame(shape, terminal, context, end_nodes)}
+        frames = {key: self._shape_frame(shape, terminal, ends)}
         stack = [key]
         while stack:  # depth first, each part after the parts below it (lexemes are not empty,
             frame = frames[stack[-1]]  # so a part's trie nodes are deeper: there is no cycle)
@@ -513,30 +574,45 @@ class TokenConstraint:
             self._cache.put(done_key, walk, walk.nbytes)
         return made[key]
 
-    def _shape_frame(self, shape: int, terminal: int, context: int,
-                     roots: TrieNodes) -> _ShapeFrame:
-        """The first step of a shape walk: the lexemes after ``terminal`` walked below
-        ``roots``; the parts below the trie nodes where they end are left to the caller."""
+    def _shape_frame(self, shape: int, terminal: int, ends: tuple) -> _ShapeFrame:
+        """The first step of a shape walk: the lexemes after ``terminal`` walked below the
+        nodes of ``ends``; the parts below the trie nodes where they end are left to the
+        caller. The lexemes that start alike after several end contexts (most do: a guard
+        left by a keyword's prefix concerns the few lexemes that begin with the rest of it)
+        are walked once, below the nodes of all of them."""
         grammar = self._dfa
-        key = (shape, terminal, context)
-        found = self._relative_memo.get(key)
-        if found is None:
-            threads, escaped = grammar.relative_threads_after(shape, terminal, context)
-            found = self._relative_memo[key] = escaped, tuple(
-                (next_shape, lexer_id, start, scanned, self._lexer_first_bytes(lexer_id, start))
-                for next_shape, lexer_id, start, scanned in threads)
-        escaped, threads = found
-        frame = _ShapeFrame(terminal, context, roots, escaped)
-        for next_shape, lexer_id, start, scanned, first_bytes in threads:
-            if not roots.next_bytes & first_bytes:
-                continue
-            tokens, ends = self._lexeme_walk(lexer_id, start, roots)
+        starts: dict[tuple, list] = {}  # per (next shape, lexer, start, scanned): the nodes
+        escaped = False
+        for context, roots in ends:
+            base, guarded = self._context_split(context)
+            key = (shape, terminal, base)
+            found = self._relative_memo.get(key)
+            if found is None:
+                threads, escaped = grammar.relative_threads_after(shape, terminal, base)
+                found = self._relative_memo[key] = escaped, tuple(
+                    (next_shape, lexer_id, start, scanned,
+                     self._lexer_first_bytes(lexer_id, start))
+                    for next_shape, lexer_id, start, scanned in threads)
+            escaped, threads = found  # whether the scan escapes depends on the shape alone
+            for next_shape, lexer_id, start, scanned, first_bytes in threads:
+                if not roots.next_bytes & first_bytes:
+                    continue
+                if first_bytes & guarded:
+                    found = self._guarded_start(lexer_id, context)
+                    if found is None:
+                        continue
+                    lexer_id, start = found
+                starts.setdefault((next_shape, lexer_id, start, scanned), []).append(roots)
+        frame = _ShapeFrame(terminal, ends, escaped)
+        parts: dict[tuple, list] = {}  # per (scanned, next shape, next terminal): lexeme ends
+        for (next_shape, lexer_id, start, scanned), roots in starts.items():
+            tokens, lexeme_ends = self._lexeme_walk(lexer_id, start, self._union(roots))
             if tokens is not None:
                 frame.tokens.append(tokens)
-            next_terminal = grammar.lexer_terminal(lexer_id)
-            for end_class, nodes in ends:
-                frame.parts.append((scanned, next_shape, next_terminal,
-                                    grammar.end_context(lexer_id, end_class), nodes))
+            if lexeme_ends:
+                parts.setdefault((scanned, next_shape, grammar.lexer_terminal(lexer_id)),
+                                 []).extend(lexeme_ends)
+        frame.parts = [(*key, self._merged_ends(found)) for key, found in parts.items()]
         return frame
 
     def _lexer_first_bytes(self, lexer_id: int, lexer_state: int) -> int:
@@ -553,7 +629,7 @@ class TokenConstraint:
                      roots: TrieNodes) -> tuple[np.ndarray | None, tuple]:
         """The tokens below trie nodes ``roots`` that lexer ``lexer_id`` reads from its state
         ``start`` (as walk output words; None for none, the usual case), and the trie nodes
-        (with children) where the lexeme may end, per end class (see :meth:`_walk_ends`).
+        (with children) where the lexeme may end, per end context (see :meth:`_walk_ends`).
         Cached: it depends on the lexer alone, not on the parser context, and the same lexeme
         after the same token prefixes recurs in many contexts (an operator after a number, in
         every parser state that allows one)."""
@@ -561,41 +637,72 @@ class TokenConstraint:
         cached = self._cache.get(key)
         if cached is None:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
-            lexer = self._dfa.lexer(lexer_id)
             ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(lexer, roots, start, out, ends)
+            self._walk_automaton(self._dfa.lexer(lexer_id), roots, start, out, ends)
             out.flags.writeable = False
-            found = self._walk_ends(lexer, ends)
+            found = self._walk_ends(lexer_id, ends)
             cached = (out if out.any() else None, found)
             self._cache.put(key, cached, out.nbytes + sum(n.nbytes for _, n in found))
         return cached
 
-    def _walk_ends(self, lexer: LazyAutomaton, ends: list) -> tuple:
-        """The trie nodes where a walk's lexeme ended, grouped by the end class of its state
-        there (what the end leaves to the next lexeme: guards, the last character's class):
-        ``((end class, TrieNodes), ...)``."""
+    def _walk_ends(self, lexer_id: int, ends: list) -> tuple:
+        """The trie nodes where a walk's lexeme ended, grouped by the end context it leaves
+        to the next lexeme there (``GrammarAutomaton.end_context``: guards, the last
+        character's class): ``((end context, TrieNodes), ...)`` in context order.
+
+        A node none of whose children hangs on a byte the context's guards read goes to the
+        guardless base context instead (``GrammarAutomaton.context_split``): every token below
+        it leaves the guards behind at its first byte. An identifier that excludes keywords
+        ends at each keyword's prefixes with that keyword's rest pending; only the few nodes
+        below which that rest may go on keep such a context, and the rest share one walk."""
         if not ends:
             return ()
+        grammar = self._dfa
+        trie = self._trie
+        lexer = grammar.lexer(lexer_id)
         nodes = np.concatenate([n for n, _ in ends])
         if len(lexer.end_classes) == 1:  # the usual case: every end alike
-            return ((0, TrieNodes.of(nodes, self._trie)),)
-        classes = lexer.end_class[np.concatenate([s for _, s in ends])]
-        return tuple((int(c), TrieNodes.of(nodes[classes == c], self._trie))
-                     for c in np.unique(classes))
+            context = grammar.end_context(lexer_id, 0)
+            if self._context_split(context)[0] == context:
+                return ((context, TrieNodes.of(nodes, trie)),)
+            contexts = np.full(len(nodes), context)
+        else:
+            classes = lexer.end_class[np.concatenate([s for _, s in ends])]
+            found, inverse = np.unique(classes, return_inverse=True)
+            contexts = np.array([grammar.end_context(lexer_id, c) for c in found.tolist()])
+            contexts = contexts[inverse]
+        order = np.argsort(contexts, kind="stable")
+        contexts = contexts[order]
+        bounds = [0, *(np.flatnonzero(contexts[1:] != contexts[:-1]) + 1).tolist(),
+                  len(order)]
+        by_context: dict[int, list] = {}
+        for lo, hi in pairwise(bounds):
+            context = int(contexts[lo])
+            at = nodes[order[lo:hi]]
+            base, _ = self._context_split(context)
+            if base != context:
+                reads = grammar.context_split(context)[1]
+                below = has_child_on(at, reads, trie.node_byte, trie.subtree_end)
+                by_context.setdefault(base, []).append(at[~below])
+                at = at[below]
+            by_context.setdefault(context, []).append(at)
+        return tuple((context, TrieNodes.of(np.concatenate(parts), trie))
+                     for context, parts in sorted(by_context.items())
+                     if sum(len(p) for p in parts))
 
     def _terminal_mask(self, lexer_id: int, lexer_state: int) -> tuple[np.ndarray, tuple]:
         """Tokens that stay inside the lexeme of lexer ``lexer_id`` from ``lexer_state``, and
-        the trie nodes (with children) where the lexeme may end, per end class."""
+        the trie nodes (with children) where the lexeme may end, per end context."""
         key = (lexer_id, lexer_state)
         cached = self._cache.get(("terminal", key))
         if cached is None:
-            lexer = self._dfa.lexer(lexer_id)
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(lexer, self._trie_root, lexer_state, out, ends)
+            self._walk_automaton(self._dfa.lexer(lexer_id), self._trie_root, lexer_state, out,
+                                 ends)
             inside = self._finish(out)
             inside.flags.writeable = False
-            found = self._walk_ends(lexer, ends)
+            found = self._walk_ends(lexer_id, ends)
             cached = (inside, found)
             self._cache.put(("terminal", key), cached,
                             inside.nbytes + sum(n.nbytes for _, n in found))
