@@ -179,6 +179,16 @@ GRAMMARS = {
         "ifn;",
         ["ifn;i", "n", "fi;ni"],
     ),
+    "touching_keywords": (  # words may touch: "if" is no word, nor "i" then "f"
+        'start: W+\nW: /(?!(if|in)\\b)[a-z]+/\n%ignore " "',
+        "ifn ",
+        ["ifn", "n i", "nif fi"],
+    ),
+    "keyword_before_a_mark": (  # "if" is no lexeme before "n" either: lark reads it alone
+        'start: W N\nW: /(?!(if|in)\\b)[a-z]+/\nN: "n"\n%ignore " "',
+        "ifn ",
+        ["fn", "iffn", "i n"],
+    ),
     "line_comments": (  # ignored text is taken by its longest match: a comment ends a line
         'start: (WORD ";")+\nWORD: /[a-z]+/\n%ignore /#[^\\n]*/\n%ignore /[ \\n]+/',
         "ab;# \n",
@@ -211,7 +221,8 @@ def lark_accepts(parser: lark.Lark, text: str) -> bool:
 NOT_DRAWN_BY_HYPOTHESIS = {"text_up_to_a_separator"}
 EDGE_LOOKAROUNDS = ["keyword_boundaries", "mark_after_a_space", "text_up_to_a_separator",
                     "end_anchor", "start_anchor_in_ignored_text", "word_start",
-                    "guards_across_lexemes", "line_comments", "keyword_exclusions"]
+                    "guards_across_lexemes", "line_comments", "keyword_exclusions",
+                    "touching_keywords", "keyword_before_a_mark"]
 
 
 def _case(name: str):

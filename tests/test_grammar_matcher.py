@@ -218,6 +218,8 @@ EDGE_LOOKAROUND_SENTENCES = {
     "word_start": ["a a  x", "  x"],
     "guards_across_lexemes": ["abbcacbab", "acbcab"],
     "keyword_exclusions": ["ifn;n;fi", "inn"],
+    "touching_keywords": ["nifn fin ifni", "fiif nin"],
+    "keyword_before_a_mark": ["iffn", "ni n"],
 }
 
 

@@ -242,7 +242,10 @@ class LazyByteDFA(LazyAutomaton):
     that follows; its accepting states are those where the text may end. ``context`` are the
     one-character lookbehind bodies the grammar's terminals read before their start: this DFA
     tracks which of them hold at each lexeme end, for the lexemes after it
-    (:meth:`start_after`).
+    (:meth:`start_after`). With ``alone`` a lexeme must also match by itself, its lookaheads
+    reading the end of the text where it ends, as lark's complete lexing matches a lexeme
+    shorter than the first match at its position: it may end only where its guard accepts
+    the empty text (``(?!if\\b)[a-z]+`` does not end as ``if`` before ``x``).
 
     Each accepting state has an *end class*, ``end_classes[end_class[state]]``: the pair
     (guard state, or -1 when the lexeme ends unconditionally; the indices of the ``context``
@@ -253,11 +256,14 @@ class LazyByteDFA(LazyAutomaton):
     """
 
     def __init__(self, term: Term, limits: Limits | None = None, *, lexeme: bool = False,
-                 longest: bool = False, context: tuple[Term, ...] = (),
+                 longest: bool = False, alone: bool = False, context: tuple[Term, ...] = (),
                  algebra: TermAlgebra | None = None):
         super().__init__(limits)
         self.algebra = algebra if algebra is not None else TermAlgebra()
         self.lexeme = lexeme
+        # A lexeme that must also match by itself ends only where its lookaheads would hold
+        # if the text ended there (see ``_find_guard_key``).
+        self._alone = alone
         # An ignored terminal's lexeme is its longest match, as lark's lexer takes it: it may
         # end only where the text after it does not make a longer one (see ``_guard_key``).
         self._longest = longest
@@ -328,6 +334,8 @@ class LazyByteDFA(LazyAutomaton):
         term, trackers = key
         behind = self._behind(trackers)
         obligation = self.algebra.end_obligation(term, behind)
+        if self._alone and not self.algebra.nullable(obligation, behind):
+            return None
         if self._longest and obligation != EMPTY:
             obligation = self.algebra.intersection(
                 [obligation, self.algebra.complement(self._longer_match(term, behind))])
@@ -355,6 +363,23 @@ class LazyByteDFA(LazyAutomaton):
         """Whether guard ``state`` holds whatever text follows (its lookaheads are done)."""
         kind, payload = self._payload[state]
         return kind == "char" and payload[0] == self.algebra.sigma_star()
+
+    def guard_reads(self, state: int) -> np.ndarray:
+        """The bytes that guard ``state`` reads, as 256 booleans: the first bytes of the
+        characters it refuses or still reads on after (a byte that begins several characters
+        when it does for one of them). Found from its term, without building its row."""
+        kind, payload = self._payload[state]
+        if kind != "char":  # inside a character (guards hold at character boundaries)
+            return np.ones(256, dtype=np.bool_)
+        term, trackers = payload
+        algebra = self.algebra
+        behind = self._behind(trackers)
+        reads = np.zeros(256, dtype=np.bool_)
+        for block in _minterms(algebra.first_sets(term, behind)):
+            if algebra.derivative(term, block.ranges[0][0], behind) != algebra.sigma_star():
+                for sequence in utf8_sequences(block):
+                    reads[sequence[0][0]:sequence[0][1] + 1] = True
+        return reads
 
     def start_after(self, held: frozenset[int]) -> int:
         """The start state of a lexeme after a character that matches the ``context`` bodies

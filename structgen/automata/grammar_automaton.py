@@ -41,7 +41,7 @@ from structgen.automata.byte_dfa import (
 )
 from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import GrammarError
-from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside
+from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside, reads_ahead
 from structgen.grammar.regular import single_character
 
 NO_GUARDS: frozenset = frozenset()
@@ -144,10 +144,13 @@ class GrammarAutomaton(LazyAutomaton):
         # terminal's term already stops at its first): a guard after it refuses what would
         # lengthen it.
         self._longest = frozenset(self._ignored)
-        self._lookahead_ends = frozenset(  # the terminals with a lookahead at their end
+        self._lookahead_ends = frozenset(  # the terminals whose lookaheads may read on
             i for i, name in enumerate(self.terminal_names)
-            if looks_outside(grammar.terminals[name])[1])
+            if reads_ahead(grammar.terminals[name]))
         self._lexeme_ends = self._lookahead_ends | self._longest
+        self._read_alone_too = frozenset(  # lookaheads inside: see ``LazyByteDFA``'s ``alone``
+            t for t in self._lookahead_ends
+            if not looks_outside(grammar.terminals[self.terminal_names[t]])[1])
         # Built on first use: a constraint's first masks read only the terminals it starts with.
         count = len(self.terminal_names)
         self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
@@ -191,8 +194,8 @@ class GrammarAutomaton(LazyAutomaton):
     def _lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
         """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
         left end context ``context``; None when its guards refuse every first byte. Guards
-        that every first byte settles (``\\b`` before a space) leave the terminal's own lexer,
-        so that it shares its walks with every other context."""
+        that read none of its first bytes (``\\b`` before a space) leave the terminal's own
+        lexer, so that it shares its walks with every other context."""
         if context == PLAIN_END:
             return terminal, LEXER_START
         key = (terminal, context)
@@ -200,18 +203,9 @@ class GrammarAutomaton(LazyAutomaton):
             return self._starting_memo[key]
         guards, held = self.end_contexts[context]
         lexer = self.lexer(terminal)
-        start = lexer.start_after(held)
-        lexer.materialize(start)
-        first = np.flatnonzero(lexer.trans[start] >= 0).tolist()
-        pending = refused = False
-        for guarded, guard in guards:
-            guard_lexer = self.lexer(guarded)
-            for byte in first:
-                after = guard_lexer.step(guard, byte)
-                refused = refused or after < 0
-                pending = pending or (after >= 0 and not guard_lexer.guard_discharged(after))
-        found: tuple[int, int] | None = (terminal, start)
-        if pending or refused:
+        found: tuple[int, int] | None = (terminal, lexer.start_after(held))
+        lexer.materialize(found[1])
+        if (self.context_split(context)[1] & (lexer.trans[found[1]] >= 0)).any():
             lexer_id = self.lexer_id(terminal, guards)
             guarded = self.lexer(lexer_id)
             found = (lexer_id, guarded.start_after(held))
@@ -236,16 +230,10 @@ class GrammarAutomaton(LazyAutomaton):
         if found is None:
             guards, held = self.end_contexts[context]
             base = intern(EndContext(NO_GUARDS, held), self.end_contexts, self._end_context_ids)
-            read = np.zeros(256, dtype=np.bool_)
+            reads = np.zeros(256, dtype=np.bool_)
             for terminal, guard in guards:
-                lexer = self.lexer(terminal)
-                lexer.materialize(guard)
-                row = lexer.trans[guard]
-                read |= row < 0
-                for after in np.unique(row[row >= 0]).tolist():
-                    if not lexer.guard_discharged(after):
-                        read |= row == after
-            found = self._context_splits[context] = (base, read)
+                reads |= self.lexer(terminal).guard_reads(guard)
+            found = self._context_splits[context] = (base, reads)
         return found
 
     def _starting_lexemes(self, tables: EarleyTables, set_id: int) -> tuple[int, ...]:
@@ -383,7 +371,8 @@ class GrammarAutomaton(LazyAutomaton):
             name = self.terminal_names[lexer_id]
             lexer = self._lexers[lexer_id] = LazyByteDFA(
                 self.grammar.terminals[name], self.limits, lexeme=lexer_id in self._lexeme_ends,
-                longest=lexer_id in self._longest, context=self.context)
+                longest=lexer_id in self._longest, alone=lexer_id in self._read_alone_too,
+                context=self.context)
             assert lexer.start == LEXER_START
         return lexer
 

@@ -155,6 +155,14 @@ def term_nullable(term: Term) -> bool:
     return isinstance(term, Look)
 
 
+@lru_cache(maxsize=4096)
+def reads_ahead(term: Term) -> bool:
+    """Whether ``term`` has a lookahead (anchors and ``\\b`` included): as a grammar's
+    terminal its lookaheads read the text after its lexeme too, as lark's lexer, which
+    matches the whole text, lets them."""
+    return any(isinstance(node, Look) and node.ahead for node in subterms(term))
+
+
 def looks_outside(term: Term) -> tuple[bool, bool]:
     """Whether a match of ``term`` may begin with a lookbehind (which then reads the text
     before the match) and end with a lookahead (which reads the text after it): anchors and

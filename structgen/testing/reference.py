@@ -8,8 +8,8 @@ characters.
 
 from __future__ import annotations
 
-from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, looks_outside
-from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term, subterms
+from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, looks_outside, reads_ahead
+from structgen.grammar.regular import Alt, Chars, Look, Repeat, Seq, Term
 
 __all__ = ["fullmatch", "grammar_accepts"]
 
@@ -132,18 +132,19 @@ def grammar_accepts(grammar: Grammar, text: str) -> bool:
 def _spans(term: Term, text: str) -> list[set[int]]:
     """``ends[i]``: the ``j > i`` where a lexeme of ``term`` starting at ``i`` may end.
 
-    Its lookbehinds read the text before it; a lookahead at its end reads the text after it,
-    the others only the lexeme (the text ends there for them). Without lookarounds a match
-    does not depend on the text around it, so one matcher over the whole text gives every end
-    at once.
+    Its lookbehinds read the text before it and its lookaheads the text after it, so one
+    matcher over the whole text gives every end at once. Where its lookaheads sit inside it
+    (not at its end), a lexeme must also match with the text ending where it ends, as lark
+    matches a lexeme shorter than the first match by itself.
     """
     n = len(text)
-    if not any(isinstance(node, Look) for node in subterms(term)) or looks_outside(term)[1]:
-        matcher = _Matcher(text)
-        return [{j for j in matcher.ends(term, i) if j > i} for i in range(n + 1)]
-    up_to = [_Matcher(text[:j]) for j in range(n + 1)]
-    return [{j for j in range(i + 1, n + 1) if j in up_to[j].ends(term, i)}
-            for i in range(n + 1)]
+    matcher = _Matcher(text)
+    ends = [{j for j in matcher.ends(term, i) if j > i} for i in range(n + 1)]
+    if reads_ahead(term) and not looks_outside(term)[1]:
+        up_to = [_Matcher(text[:j]) for j in range(n + 1)]
+        ends = [{j for j in found if j in up_to[j].ends(term, i)}
+                for i, found in enumerate(ends)]
+    return ends
 
 
 def _gaps(grammar: Grammar, spans: dict[str, list[set[int]]], n: int) -> list[set[int]]:
