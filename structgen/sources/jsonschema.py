@@ -940,7 +940,9 @@ def _conj_disjoint(x: Conj, y: Conj) -> bool:
     merged = conj_and(x, y)
     if merged is None:
         return True
-    if merged.enum is not None and not any(kind_of(v) in merged.kinds for v in merged.enum):
+    if merged.enum is not None and not any(
+            kind_of(v) in merged.kinds or (kind_of(v) == "integer" and "fraction" in merged.kinds)
+            for v in merged.enum):  # an integral number is a fraction when so written in draft-04
         return True
     if merged.kinds <= {"object"}:
         for name in merged.required:
@@ -995,6 +997,11 @@ INTEGER_WITHOUT_EXPONENT = Seq((
     Alt((literal("0"), Seq((Chars(CharSet.chars("123456789")), Repeat(Chars(CharSet.chars(
         "0123456789")), 0, None))))),
     Repeat(Seq((literal("."), Repeat(literal("0"), 1, None))), 0, 1)))
+# Draft-04's integers: literals without a fraction or an exponent (``1.0`` is a number there).
+INTEGER_LITERAL = Seq((
+    Repeat(literal("-"), 0, 1),
+    Alt((literal("0"), Seq((Chars(CharSet.chars("123456789")), Repeat(Chars(CharSet.chars(
+        "0123456789")), 0, None)))))))
 
 
 def complement(term: Term) -> Term:
@@ -1126,11 +1133,15 @@ class Emitter:
     def conj(self, c: Conj, subs: tuple[Sub, ...], depth: int, key: tuple) -> list[list[Piece]]:
         if c.enum is not None:
             values: list[Any] = []
+            terms: list[Term] = []
             for v in c.enum:
-                if kind_of(v) in c.kinds and not any(json_equal(v, x) for x in c.excluded) \
-                        and not any(json_equal(v, w) for w in values) and self.valid(v, subs):
+                if any(json_equal(v, x) for x in (*c.excluded, *values)):
+                    continue
+                term = self.enum_value(v, c, subs, depth)
+                if term is not None:
                     values.append(v)
-            return [[self.value(v, depth)] for v in values]
+                    terms.append(term)
+            return [[term] for term in terms]
         out: list[list[Piece]] = []
         if "null" in c.kinds and not any(x is None for x in c.excluded):
             out.append([literal("null")])
@@ -1186,7 +1197,9 @@ class Emitter:
 
     def number(self, c: Conj) -> Term:
         """Number literals of the allowed kinds within the bounds. Non-integers alone, and
-        excluded values, are only decidable without exponents, so those drop exponent forms."""
+        excluded values, are only decidable without exponents, so those drop exponent forms.
+        Draft-04 tells integers by how they are written (``INTEGER_LITERAL``), later drafts
+        by their values."""
         options = {"integer": "fraction" not in c.kinds, "lower": c.lower,
                        "lower_exclusive": c.lower_exclusive, "upper": c.upper,
                        "upper_exclusive": c.upper_exclusive}
@@ -1200,18 +1213,23 @@ class Emitter:
         exclude = [number_term(integer=False, lower=d, upper=d) for d in (
             _decimal(x) for x in c.excluded if isinstance(x, (int, float))
             and not isinstance(x, bool))]
-        if "integer" not in c.kinds:
+        draft4 = self.flattener.draft <= 4
+        if "integer" not in c.kinds and not draft4:
             exclude.append(INTEGER_WITHOUT_EXPONENT)
         # ``not: {multipleOf: m}``: the literals of multiples are excluded, exponent forms
         # with them (the multiples' term lacks some of them; see ``number_term``).
         exclude += [number_term(integer=False, multiple_of=(m,)) for m in c.non_multiples]
+        checks = []
         if exclude:
             # Checked up to the end of the number, not of the text: a number is followed by a
             # delimiter inside arrays and objects.
             checks = [Look(Seq((NO_EXPONENT, NUMBER_END)), ahead=True, negate=False)]
             checks += [Look(Seq((t, NUMBER_END)), ahead=True, negate=True) for t in exclude]
-            term = Seq((*checks, term))
-        return term
+        if draft4 and c.kinds & {"integer", "fraction"} != {"integer", "fraction"}:
+            integers_only = "fraction" not in c.kinds
+            checks.append(Look(Seq((INTEGER_LITERAL, NUMBER_END)), ahead=True,
+                               negate=not integers_only))
+        return Seq((*checks, term)) if checks else term
 
     def string_content(self, c: Conj) -> Term:
         """The decoded-string term of a conjunction's string constraints."""
@@ -1225,6 +1243,27 @@ class Emitter:
         if excluded:
             parts.append(complement(_alt(literal(x) for x in excluded)))
         return _all_of(parts)
+
+    def enum_value(self, v: Any, c: Conj, subs: tuple[Sub, ...], depth: int) -> Term | None:
+        """The ways to write ``v``, a value of ``c``'s enum, that ``c`` and ``subs`` allow;
+        None for none. Draft-04 tells an integer by how it is written: there an integral
+        number written without a fraction or an exponent is an integer (its value an ``int``),
+        and written otherwise a number that is no integer (a ``float``), each kind checked on
+        its own."""
+        if self.flattener.draft <= 4 and kind_of(v) == "integer" and not isinstance(v, bool):
+            kinds = [kind for kind, written in (("integer", int(v)), ("fraction", float(v)))
+                     if kind in c.kinds and self.valid(written, subs)]
+            if not kinds:
+                return None
+            term = self.value(v, depth)
+            if len(kinds) == 2:
+                return term
+            check = Look(Seq((INTEGER_LITERAL, NUMBER_END)), ahead=True,
+                         negate=kinds[0] == "fraction")
+            return Seq((check, term))
+        if kind_of(v) in c.kinds and self.valid(v, subs):
+            return self.value(v, depth)
+        return None
 
     def value(self, v: Any, depth: int) -> Term:
         """All the ways to write the JSON value ``v`` (for ``enum`` and ``const``)."""
