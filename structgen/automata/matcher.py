@@ -441,34 +441,45 @@ class TokenConstraint:
                 after = (tables.scan(real, names[walk.terminal])  # memoized
                          if walk.escaped or any(scanned for scanned, _ in walk.below) else -1)
                 if walk.escaped and after >= 0:
-                    starts: dict[tuple, list] = {}  # per (lexer, start): the nodes below
-                    for context, roots in walk.ends:
-                        fresh = self._not_walked(walked, (after, context), roots)
-                        if fresh is None:
-                            continue
-                        base, guarded = self._context_split(context)
-                        for lexer_id, start, first_bytes in self._starting_lexemes(after, base):
-                            if not fresh.next_bytes & first_bytes:
-                                continue
-                            if first_bytes & guarded:
-                                found = self._guarded_start(lexer_id, context)
-                                if found is None:
-                                    continue
-                                lexer_id, start = found
-                            starts.setdefault((lexer_id, start), []).append(fresh)
-                    parts: dict[int, list] = {}  # per next terminal: the ends of its lexemes
-                    for (lexer_id, start), roots in starts.items():
-                        found, lexeme_ends = self._lexeme_walk(lexer_id, start,
-                                                               self._union(roots))
-                        if found is not None:
-                            out |= found
-                        if lexeme_ends:
-                            parts.setdefault(grammar.lexer_terminal(lexer_id),
-                                             []).extend(lexeme_ends)
-                    for next_terminal, lexeme_ends in parts.items():
-                        work.append((after, next_terminal, self._merged_ends(lexeme_ends)))
+                    tokens, parts = self._lexemes_in_set(after, walk.ends, walked)
+                    for found in tokens:
+                        out |= found
+                    work.extend((after, *part) for part in parts)
                 for scanned, child in walk.below:
                     escaping.append((after if scanned else real, child))
+
+    def _lexemes_in_set(self, set_id: int, ends: tuple, walked: dict) -> tuple[list, list]:
+        """The lexemes that start in real Earley set ``set_id`` below the nodes of ``ends``
+        (``((end context, TrieNodes), ...)``) not yet walked from it (``walked``, see
+        :meth:`_not_walked`): the tokens they find (walk outputs) and the parts to go on
+        with, ``(terminal, ends)`` per terminal of a lexeme that ends inside. The lexemes that
+        start alike after several end contexts are walked once, below the nodes of all."""
+        grammar = self._dfa
+        starts: dict[tuple, list] = {}  # per (lexer, start): the nodes below
+        for context, roots in ends:
+            roots = self._not_walked(walked, (set_id, context), roots)
+            if roots is None:
+                continue
+            base, guarded = self._context_split(context)
+            for lexer_id, start, first_bytes in self._starting_lexemes(set_id, base):
+                if not roots.next_bytes & first_bytes:
+                    continue
+                if first_bytes & guarded:
+                    found = self._guarded_start(lexer_id, context)
+                    if found is None:
+                        continue
+                    lexer_id, start = found
+                starts.setdefault((lexer_id, start), []).append(roots)
+        tokens = []
+        parts: dict[int, list] = {}  # per next terminal: the ends of its lexemes
+        for (lexer_id, start), roots in starts.items():
+            found, lexeme_ends = self._lexeme_walk(lexer_id, start, self._union(roots))
+            if found is not None:
+                tokens.append(found)
+            if lexeme_ends:
+                parts.setdefault(grammar.lexer_terminal(lexer_id), []).extend(lexeme_ends)
+        return tokens, [(terminal, self._merged_ends(lexeme_ends))
+                        for terminal, lexeme_ends in parts.items()]
 
     def _union(self, parts: list[TrieNodes]) -> TrieNodes:
         """The trie nodes of all ``parts``. Cached: the lexemes after the ends of one walk,
