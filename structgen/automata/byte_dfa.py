@@ -339,7 +339,11 @@ class LazyByteDFA(LazyAutomaton):
         if self._longest and obligation != EMPTY:
             obligation = self.algebra.intersection(
                 [obligation, self.algebra.complement(self._longer_match(term, behind))])
-        if obligation == EMPTY or not self.is_live((obligation, trackers)):
+        if obligation == EMPTY:
+            return None
+        # A guard that holds if the text ends here is live; others need the search.
+        if not self.algebra.nullable(obligation, behind) and not self.is_live(
+                (obligation, trackers)):
             return None
         return obligation, trackers
 

@@ -460,15 +460,8 @@ class TokenConstraint:
             roots = self._not_walked(walked, (set_id, context), roots)
             if roots is None:
                 continue
-            base, guarded = self._context_split(context)
-            for lexer_id, start, first_bytes in self._starting_lexemes(set_id, base):
-                if not roots.next_bytes & first_bytes:
-                    continue
-                if first_bytes & guarded:
-                    found = self._guarded_start(lexer_id, context)
-                    if found is None:
-                        continue
-                    lexer_id, start = found
+            lexemes = self._starting_lexemes(set_id, self._context_split(context)[0])
+            for _, lexer_id, start in self._lexemes_below(context, roots, lexemes):
                 starts.setdefault((lexer_id, start), []).append(roots)
         tokens = []
         parts: dict[int, list] = {}  # per next terminal: the ends of its lexemes
@@ -524,6 +517,23 @@ class TokenConstraint:
             base, reads = self._dfa.context_split(context)
             found = self._context_splits[context] = (base, _bit_set(reads))
         return found
+
+    def _lexemes_below(self, context: int, roots: TrieNodes, lexemes: tuple):
+        """The lexemes of ``lexemes`` (entries ending with the lexer, start state and first
+        bytes of a lexeme after the guardless base of end context ``context``) that start
+        below ``roots`` after ``context`` itself: ``(entry, lexer, start state)``, on the
+        guards' own lexer for a lexeme whose first byte they read."""
+        guarded = self._context_split(context)[1]
+        for entry in lexemes:
+            lexer_id, start, first_bytes = entry[-3:]
+            if not roots.next_bytes & first_bytes:
+                continue
+            if first_bytes & guarded:
+                found = self._guarded_start(lexer_id, context)
+                if found is None:
+                    continue
+                lexer_id, start = found
+            yield entry, lexer_id, start
 
     def _guarded_start(self, terminal: int, context: int) -> tuple[int, int] | None:
         """``(lexer, start state)`` of a lexeme of ``terminal`` after end context ``context``,
@@ -595,24 +605,18 @@ class TokenConstraint:
         starts: dict[tuple, list] = {}  # per (next shape, lexer, start, scanned): the nodes
         escaped = False
         for context, roots in ends:
-            base, guarded = self._context_split(context)
+            base = self._context_split(context)[0]
             key = (shape, terminal, base)
             found = self._relative_memo.get(key)
             if found is None:
                 threads, escaped = grammar.relative_threads_after(shape, terminal, base)
                 found = self._relative_memo[key] = escaped, tuple(
-                    (next_shape, lexer_id, start, scanned,
+                    (next_shape, scanned, lexer_id, start,
                      self._lexer_first_bytes(lexer_id, start))
                     for next_shape, lexer_id, start, scanned in threads)
             escaped, threads = found  # whether the scan escapes depends on the shape alone
-            for next_shape, lexer_id, start, scanned, first_bytes in threads:
-                if not roots.next_bytes & first_bytes:
-                    continue
-                if first_bytes & guarded:
-                    found = self._guarded_start(lexer_id, context)
-                    if found is None:
-                        continue
-                    lexer_id, start = found
+            for (next_shape, scanned, *_), lexer_id, start in self._lexemes_below(
+                    context, roots, threads):
                 starts.setdefault((next_shape, lexer_id, start, scanned), []).append(roots)
         frame = _ShapeFrame(terminal, ends, escaped)
         parts: dict[tuple, list] = {}  # per (scanned, next shape, next terminal): lexeme ends
