@@ -10,10 +10,10 @@ spawns fresh threads for every terminal it expects (and for the ignored ones). T
 never dropped while their terminal can still grow, so every lexing of the input stays alive:
 the language is exactly the grammar's, with no lexer over-constraining it.
 
-Lookarounds at a terminal's edges see the text around its lexeme, as lark's lexer lets them:
-a lexeme may end with a *guard*, the lookaheads that read on into the text after it (a state
-of its terminal's DFA, see ``LazyByteDFA``); the threads after it read their lexemes together
-with it (``GuardedLexer``) until it holds whatever follows. A lookbehind at a terminal's start
+Lookarounds see the text around their lexeme, as lark's lexer, which matches on the whole
+text, lets them: a lexeme may end with a *guard*, the lookaheads that read on into the text
+after it (a state of its terminal's DFA, see ``LazyByteDFA``); the threads after it read their
+lexemes together with it (``GuardedLexer``) until it holds whatever follows. A lookbehind at a terminal's start
 reads the character before it: every lexeme's DFA tracks which of those one-character bodies
 its last character matches, and the lexemes after it start accordingly. Ignored text is taken
 by its longest match, as lark's lexer takes it: its guard refuses what would lengthen it.
@@ -187,11 +187,11 @@ class GrammarAutomaton(LazyAutomaton):
         if cached is None:
             cached = frozenset((set_id,) + start
                                for t in self._starting_lexemes(self.tables, set_id)
-                               if (start := self._lexeme_start(t, context)) is not None)
+                               if (start := self.lexeme_start(t, context)) is not None)
             self._spawn_memo[key] = cached
         return cached
 
-    def _lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
+    def lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
         """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
         left end context ``context``; None when its guards refuse every first byte. Guards
         that read none of its first bytes (``\\b`` before a space) leave the terminal's own
@@ -214,11 +214,6 @@ class GrammarAutomaton(LazyAutomaton):
                 found = None
         self._starting_memo[key] = found
         return found
-
-    def lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
-        """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
-        left end context ``context``; None when its guards refuse every first byte."""
-        return self._lexeme_start(terminal, context)
 
     def context_split(self, context: int) -> tuple[int, np.ndarray]:
         """End context ``context`` as ``(its base, the bytes its guards read)``: the base is
@@ -439,7 +434,7 @@ class GrammarAutomaton(LazyAutomaton):
             boundary.append((relative.relative(scanned), True))
         threads = tuple((set_id, *start, moved) for set_id, moved in boundary
                         for t in self._starting_lexemes(relative, set_id)
-                        if (start := self._lexeme_start(t, context)) is not None)
+                        if (start := self.lexeme_start(t, context)) is not None)
         return threads, scanned == ESCAPED
 
 

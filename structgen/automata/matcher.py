@@ -306,7 +306,6 @@ class TokenConstraint:
         self._first_bytes_memo: dict[tuple[int, int], int] = {}
         self._starting_lexemes_memo: dict[tuple[int, int], tuple] = {}
         self._relative_memo: dict[tuple[int, int, int], tuple] = {}
-        self._guarded_starts: dict[tuple[int, int], tuple[int, int] | None] = {}
         self._context_splits: dict[int, tuple[int, int]] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
@@ -501,7 +500,7 @@ class TokenConstraint:
         """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
         end context ``context``: ``(lexer, start state, the bytes it reads first)``. Asked
         of the guardless base of a context (``GrammarAutomaton.context_split``): the lexemes
-        its guards read are started apart (:meth:`_guarded_start`)."""
+        its guards read are started apart (:meth:`_lexemes_below`)."""
         key = (set_id, context)
         found = self._starting_lexemes_memo.get(key)
         if found is None:
@@ -529,21 +528,11 @@ class TokenConstraint:
             if not roots.next_bytes & first_bytes:
                 continue
             if first_bytes & guarded:
-                found = self._guarded_start(lexer_id, context)
+                found = self._dfa.lexeme_start(lexer_id, context)
                 if found is None:
                     continue
                 lexer_id, start = found
             yield entry, lexer_id, start
-
-    def _guarded_start(self, terminal: int, context: int) -> tuple[int, int] | None:
-        """``(lexer, start state)`` of a lexeme of ``terminal`` after end context ``context``,
-        whose guards read its first byte; None when they refuse every first byte.
-        Memoized: a walk meets a context's guards in every set it escapes to."""
-        key = (terminal, context)
-        found = self._guarded_starts.get(key, False)
-        if found is False:
-            found = self._guarded_starts[key] = self._dfa.lexeme_start(terminal, context)
-        return found
 
     def _not_walked(self, walked: dict, start: tuple, roots: TrieNodes) -> TrieNodes | None:
         """``roots`` less the trie nodes the lexemes that ``start`` (a real set and the end
