@@ -666,23 +666,21 @@ class TokenConstraint:
         lexer = grammar.lexer(lexer_id)
         nodes = np.concatenate([n for n, _ in ends])
         if len(lexer.end_classes) == 1:  # the usual case: every end alike
-            context = grammar.end_context(lexer_id, 0)
-            if self._context_split(context)[0] == context:
-                return ((context, TrieNodes.of(nodes, trie)),)
-            contexts = np.full(len(nodes), context)
+            groups = [(grammar.end_context(lexer_id, 0), nodes)]
         else:
             classes = lexer.end_class[np.concatenate([s for _, s in ends])]
             found, inverse = np.unique(classes, return_inverse=True)
             contexts = np.array([grammar.end_context(lexer_id, c) for c in found.tolist()])
             contexts = contexts[inverse]
-        order = np.argsort(contexts, kind="stable")
-        contexts = contexts[order]
-        bounds = [0, *(np.flatnonzero(contexts[1:] != contexts[:-1]) + 1).tolist(),
-                  len(order)]
+            order = np.argsort(contexts, kind="stable")
+            contexts = contexts[order]
+            bounds = [0, *(np.flatnonzero(contexts[1:] != contexts[:-1]) + 1).tolist(),
+                      len(order)]
+            groups = [(int(contexts[lo]), nodes[order[lo:hi]]) for lo, hi in pairwise(bounds)]
+        if len(groups) == 1 and self._context_split(groups[0][0])[0] == groups[0][0]:
+            return ((groups[0][0], TrieNodes.of(nodes, trie)),)
         by_context: dict[int, list] = {}
-        for lo, hi in pairwise(bounds):
-            context = int(contexts[lo])
-            at = nodes[order[lo:hi]]
+        for context, at in groups:
             base, _ = self._context_split(context)
             if base != context:
                 reads = grammar.context_split(context)[1]

@@ -992,16 +992,19 @@ ANY_STRING = Repeat(Chars(ANY_CHAR), 0, None)
 # Number literals without an exponent: the only ones whose value a regular term can pin down.
 NO_EXPONENT = Repeat(Chars(CharSet.chars("-.0123456789")), 1, None)
 NUMBER_END = Look(Chars(CharSet.chars("0123456789.eE+-")), ahead=True, negate=True)
-INTEGER_WITHOUT_EXPONENT = Seq((
-    Repeat(literal("-"), 0, 1),
-    Alt((literal("0"), Seq((Chars(CharSet.chars("123456789")), Repeat(Chars(CharSet.chars(
-        "0123456789")), 0, None))))),
-    Repeat(Seq((literal("."), Repeat(literal("0"), 1, None))), 0, 1)))
 # Draft-04's integers: literals without a fraction or an exponent (``1.0`` is a number there).
 INTEGER_LITERAL = Seq((
     Repeat(literal("-"), 0, 1),
     Alt((literal("0"), Seq((Chars(CharSet.chars("123456789")), Repeat(Chars(CharSet.chars(
         "0123456789")), 0, None)))))))
+INTEGER_WITHOUT_EXPONENT = Seq((
+    INTEGER_LITERAL, Repeat(Seq((literal("."), Repeat(literal("0"), 1, None))), 0, 1)))
+
+
+def _written_as_integer(integer: bool) -> Look:
+    """The check that a number literal is written as draft-04's integer (``integer``) or
+    not: without a fraction or an exponent."""
+    return Look(Seq((INTEGER_LITERAL, NUMBER_END)), ahead=True, negate=not integer)
 
 
 def complement(term: Term) -> Term:
@@ -1226,9 +1229,7 @@ class Emitter:
             checks = [Look(Seq((NO_EXPONENT, NUMBER_END)), ahead=True, negate=False)]
             checks += [Look(Seq((t, NUMBER_END)), ahead=True, negate=True) for t in exclude]
         if draft4 and c.kinds & {"integer", "fraction"} != {"integer", "fraction"}:
-            integers_only = "fraction" not in c.kinds
-            checks.append(Look(Seq((INTEGER_LITERAL, NUMBER_END)), ahead=True,
-                               negate=not integers_only))
+            checks.append(_written_as_integer("fraction" not in c.kinds))
         return Seq((*checks, term)) if checks else term
 
     def string_content(self, c: Conj) -> Term:
@@ -1256,11 +1257,8 @@ class Emitter:
             if not kinds:
                 return None
             term = self.value(v, depth)
-            if len(kinds) == 2:
-                return term
-            check = Look(Seq((INTEGER_LITERAL, NUMBER_END)), ahead=True,
-                         negate=kinds[0] == "fraction")
-            return Seq((check, term))
+            return term if len(kinds) == 2 else Seq((_written_as_integer(kinds[0] == "integer"),
+                                                     term))
         if kind_of(v) in c.kinds and self.valid(v, subs):
             return self.value(v, depth)
         return None
