@@ -10,11 +10,15 @@ from structgen.automata.byte_dfa import DEAD, UNKNOWN
 from structgen.automata.kernels import (
     children_by_byte,
     children_by_byte_python,
-    has_child_on,
-    has_child_on_python,
+    children_of,
+    children_of_python,
+    group_by_byte,
+    group_by_byte_python,
     walk_trie,
     walk_trie_by_byte,
     walk_trie_by_byte_python,
+    walk_trie_from_children,
+    walk_trie_from_children_python,
     walk_trie_python,
 )
 from structgen.automata.token_trie import build_token_trie
@@ -143,21 +147,70 @@ def test_children_by_byte_are_the_children_of_the_roots_grouped_by_byte(tokens, 
 
 @settings(max_examples=100, deadline=None)
 @given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1))
-def test_has_child_on_tells_the_nodes_with_a_child_on_a_wanted_byte(tokens, seed):
-    """``has_child_on`` (and its twin) is True exactly for the roots one of whose children
-    hangs on a wanted byte."""
+def test_children_of_lists_each_child_with_its_root(tokens, seed):
+    """``children_of`` (and its twin) lists the nodes one byte below each root, root by root,
+    each with the index of its root; ``group_by_byte`` (and its twin) orders any nodes by
+    the byte on their edge, keeping their order within a byte."""
     trie = build_token_trie(tokens)
     rng = np.random.default_rng(seed)
-    roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.5).astype(np.int32)
-    wanted = rng.random(256) < 0.3
-    fast = has_child_on(roots, wanted, trie.node_byte, trie.subtree_end)
-    assert np.array_equal(fast, has_child_on_python(roots, wanted, trie.node_byte,
-                                                     trie.subtree_end))
+    roots = rng.permutation(np.flatnonzero(rng.random(trie.num_nodes) < 0.4)).astype(np.int32)
+    children, parents = children_of(roots, trie.subtree_end)
+    twin = children_of_python(roots, trie.subtree_end)
+    assert np.array_equal(children, twin[0]) and np.array_equal(parents, twin[1])
     paths = _paths(trie)
-    expected = [any(len(paths[node]) == len(paths[root]) + 1 and paths[node][:-1] == paths[root]
-                    and wanted[paths[node][-1]] for node in paths)
-                for root in roots.tolist()]
-    assert fast.tolist() == expected
+    expected = [(node, k) for k, root in enumerate(roots.tolist()) for node in sorted(paths)
+                if len(paths[node]) == len(paths[root]) + 1 and paths[node][:-1] == paths[root]]
+    assert list(zip(children.tolist(), parents.tolist())) == expected
+    order, offsets = group_by_byte(children, trie.node_byte)
+    twin = group_by_byte_python(children, trie.node_byte)
+    assert np.array_equal(order, twin[0]) and np.array_equal(offsets, twin[1])
+    for byte in range(256):
+        assert order[offsets[byte]:offsets[byte + 1]].tolist() == [
+            k for k, node in enumerate(children.tolist()) if trie.node_byte[node] == byte]
+
+
+def _one_node_grouped(node: int, trie) -> tuple[np.ndarray, np.ndarray]:
+    """Trie node ``node`` alone as ``walk_trie_by_byte``'s nodes grouped by byte."""
+    offsets = (np.arange(257) > trie.node_byte[node]).astype(np.int32)
+    return np.array([node], dtype=np.int32), offsets
+
+
+def _walk_results(kernel, where, trans, known, accepting, trie, words) -> tuple:
+    """A kernel's marked tokens and its pending and end entries (sorted), buffers ample."""
+    size = trie.num_nodes * trie.num_nodes  # roots below one another meet nodes repeatedly
+    out = np.zeros(words + 1, dtype=np.uint32)
+    buffers = [np.zeros(size, dtype=np.int32) for _ in range(4)]
+    n, n_ends = kernel(trans, known, accepting, *where, trie.max_depth, trie.node_byte,
+                       trie.node_depth, trie.subtree_end, trie.node_token, out, *buffers)
+    return (out.tolist(), sorted(zip(buffers[0][:n].tolist(), buffers[1][:n].tolist())),
+            sorted(zip(buffers[2][:n_ends].tolist(), buffers[3][:n_ends].tolist())))
+
+
+@settings(max_examples=150, deadline=None)
+@given(tokens=tokens_strategy, seed=st.integers(0, 2**32 - 1),
+       unknown_rate=st.sampled_from([0, 0.3]))
+def test_walk_from_children_reads_each_child_from_its_own_state(tokens, seed, unknown_rate):
+    """``walk_trie_from_children`` (and its twin) from nodes each in its own state finds what
+    walks from each node alone find together: for a node, the walk below its parent from
+    its state, less what the parent's other children hold."""
+    rng, trans, known, trie, words, accepting = _random_case(tokens, seed, unknown_rate)
+    nodes = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
+    nodes = nodes[nodes > 0]
+    starts = rng.integers(0, len(known), len(nodes)).astype(np.int32)
+    starts = np.where(known[starts] == 1, starts, 0).astype(np.int32)  # rows built
+    found = _walk_results(walk_trie_from_children, (nodes, starts), trans, known, accepting,
+                          trie, words)
+    assert found == _walk_results(walk_trie_from_children_python, (nodes, starts), trans,
+                                  known, accepting, trie, words)
+    alone = [_walk_results(walk_trie_by_byte, (*_one_node_grouped(node, trie), start),
+                           trans, known, accepting, trie, words)
+             for node, start in zip(nodes.tolist(), starts.tolist())]
+    marked = np.zeros(words + 1, dtype=np.uint32)
+    for out, _, _ in alone:
+        marked |= np.array(out, dtype=np.uint32)
+    assert found[0] == marked.tolist()
+    assert found[1] == sorted(entry for _, pending, _ in alone for entry in pending)
+    assert found[2] == sorted(entry for _, _, ends in alone for entry in ends)
 
 
 @settings(max_examples=150, deadline=None)
@@ -170,18 +223,10 @@ def test_walk_by_byte_finds_what_the_walk_below_the_same_roots_finds(tokens, see
     rng, trans, known, trie, words, accepting = _random_case(tokens, seed, unknown_rate)
     roots = np.flatnonzero(rng.random(trie.num_nodes) < 0.3).astype(np.int32)
     children, offsets = children_by_byte(roots, trie.node_byte, trie.subtree_end)
-    size = trie.num_nodes * trie.num_nodes  # roots below one another meet nodes repeatedly
-    results = []
-    for kernel, where in ((walk_trie, (roots, np.zeros_like(roots))),
-                          (walk_trie_by_byte, (children, offsets, 0)),
-                          (walk_trie_by_byte_python, (children, offsets, 0))):
-        out = np.zeros(words + 1, dtype=np.uint32)
-        buffers = [np.zeros(size, dtype=np.int32) for _ in range(4)]
-        n, n_ends = kernel(trans, known, accepting, *where, trie.max_depth, trie.node_byte,
-                           trie.node_depth, trie.subtree_end, trie.node_token, out, *buffers)
-        pending = sorted(zip(buffers[0][:n].tolist(), buffers[1][:n].tolist()))
-        ends = sorted(zip(buffers[2][:n_ends].tolist(), buffers[3][:n_ends].tolist()))
-        results.append((out.tolist(), pending, ends))
+    results = [_walk_results(kernel, where, trans, known, accepting, trie, words)
+               for kernel, where in ((walk_trie, (roots, np.zeros_like(roots))),
+                                     (walk_trie_by_byte, (children, offsets, 0)),
+                                     (walk_trie_by_byte_python, (children, offsets, 0)))]
     assert results[0] == results[1] == results[2]
 
 

@@ -64,23 +64,26 @@ class GuardedLexer(LazyAutomaton):
     is ``(lexer state, pending guards)``; a byte that a guard refuses is refused, and a guard
     that holds whatever follows is dropped. Its lexeme ends where the terminal's does, and
     passes on the guards still pending with its own (``end_classes``: (pending guards, the
-    terminal's end class))."""
+    terminal's end class)). One per terminal, whatever the guards: lexemes that start under
+    different guards (an identifier after each of a keyword's prefixes) share one automaton,
+    and so one walk of the vocabulary trie."""
 
-    def __init__(self, automaton: GrammarAutomaton, terminal: int, guards: frozenset):
+    def __init__(self, automaton: GrammarAutomaton, terminal: int):
         super().__init__(automaton.limits)
         self.base = automaton.lexer(terminal)
         self._guard_lexer = automaton.lexer
-        self.guards = guards
         self._states: dict[tuple, int] = {}
         self.end_classes: list[tuple[frozenset, int]] = []
         self._end_class_ids: dict[tuple[frozenset, int], int] = {}
-        self._starts: dict[frozenset, int] = {}
+        self._starts: dict[tuple[frozenset, frozenset], int] = {}
 
-    def start_after(self, held: frozenset) -> int:
-        """The start state after a character matching context bodies ``held``."""
-        state = self._starts.get(held)
+    def start_after(self, held: frozenset, guards: frozenset) -> int:
+        """The start state under ``guards`` after a character matching context bodies
+        ``held``."""
+        key = (held, guards)
+        state = self._starts.get(key)
         if state is None:
-            state = self._starts[held] = self._state(self.base.start_after(held), self.guards)
+            state = self._starts[key] = self._state(self.base.start_after(held), guards)
         return state
 
     def _state(self, base_state: int, guards: frozenset) -> int:
@@ -154,9 +157,8 @@ class GrammarAutomaton(LazyAutomaton):
         # Built on first use: a constraint's first masks read only the terminals it starts with.
         count = len(self.terminal_names)
         self._lexers: list[LazyByteDFA | GuardedLexer | None] = [None] * count
-        self._lexer_keys: list[tuple[int, frozenset]] = [(t, NO_GUARDS) for t in range(count)]
-        self._lexer_ids: dict[tuple[int, frozenset], int] = {
-            key: i for i, key in enumerate(self._lexer_keys)}
+        self._lexer_terminals: list[int] = list(range(count))
+        self._guarded_lexer_ids: dict[int, int] = {}
         # End contexts are numbered (``PLAIN_END`` first): walks key their caches with them.
         self.end_contexts: list[EndContext] = [EndContext(NO_GUARDS, frozenset())]
         self._end_context_ids: dict[EndContext, int] = {self.end_contexts[0]: PLAIN_END}
@@ -201,19 +203,24 @@ class GrammarAutomaton(LazyAutomaton):
         key = (terminal, context)
         if key in self._starting_memo:
             return self._starting_memo[key]
-        guards, held = self.end_contexts[context]
         lexer = self.lexer(terminal)
-        found: tuple[int, int] | None = (terminal, lexer.start_after(held))
+        found: tuple[int, int] | None = (terminal, lexer.start_after(self.end_contexts[context].held))
         lexer.materialize(found[1])
         if (self.context_split(context)[1] & (lexer.trans[found[1]] >= 0)).any():
-            lexer_id = self.lexer_id(terminal, guards)
-            guarded = self.lexer(lexer_id)
-            found = (lexer_id, guarded.start_after(held))
-            guarded.materialize(found[1])
-            if not (guarded.trans[found[1]] >= 0).any():
+            found = (self.guarded_lexer_id(terminal), self.guarded_start(terminal, context))
+            if not (self.lexer(found[0]).trans[found[1]] >= 0).any():
                 found = None
         self._starting_memo[key] = found
         return found
+
+    def guarded_start(self, terminal: int, context: int) -> int:
+        """The state of ``terminal``'s guarded lexer (:meth:`guarded_lexer_id`) where a lexeme
+        starts after a lexeme end that left end context ``context`` (its row built)."""
+        guards, held = self.end_contexts[context]
+        lexer = self.lexer(self.guarded_lexer_id(terminal))
+        state = lexer.start_after(held, guards)
+        lexer.materialize(state)
+        return state
 
     def context_split(self, context: int) -> tuple[int, np.ndarray]:
         """End context ``context`` as ``(its base, the bytes its guards read)``: the base is
@@ -311,7 +318,7 @@ class GrammarAutomaton(LazyAutomaton):
             return DEAD
         ends: dict[int, set[int]] = {}  # per end context, the sets where lexemes ended
         for set_id, lexer_id, end_class in completed:
-            terminal = self._lexer_keys[lexer_id][0]
+            terminal = self._lexer_terminals[lexer_id]
             sets = ends.setdefault(self.end_context(lexer_id, end_class), set())
             if terminal in self._ignored:
                 sets.add(set_id)  # ignored text leaves the parser where it was
@@ -333,7 +340,7 @@ class GrammarAutomaton(LazyAutomaton):
         base_state, guards = self._lexers[lexer_id].base_state(lexer_state)
         if guards:
             return (set_id, lexer_id, lexer_state)
-        return (set_id, self._lexer_keys[lexer_id][0], base_state)
+        return (set_id, self._lexer_terminals[lexer_id], base_state)
 
     def _one_set(self, boundary: set[int]) -> frozenset[int]:
         """The Earley sets where lexemes end at one byte, made one (``EarleyTables.union``):
@@ -360,7 +367,7 @@ class GrammarAutomaton(LazyAutomaton):
 
     def lexer(self, lexer_id: int) -> LazyByteDFA | GuardedLexer:
         """Lexer number ``lexer_id``: a terminal's byte DFA (numbered as the terminal), or
-        a terminal read with guards (:meth:`lexer_id`)."""
+        a terminal read with guards (:meth:`guarded_lexer_id`)."""
         lexer = self._lexers[lexer_id]
         if lexer is None:
             name = self.terminal_names[lexer_id]
@@ -371,19 +378,18 @@ class GrammarAutomaton(LazyAutomaton):
             assert lexer.start == LEXER_START
         return lexer
 
-    def lexer_id(self, terminal: int, guards: frozenset) -> int:
-        """The number of the lexer reading ``terminal`` under ``guards``."""
-        key = (terminal, guards)
-        found = self._lexer_ids.get(key)
+    def guarded_lexer_id(self, terminal: int) -> int:
+        """The number of the lexer reading ``terminal`` under guards (``GuardedLexer``)."""
+        found = self._guarded_lexer_ids.get(terminal)
         if found is None:
-            found = self._lexer_ids[key] = len(self._lexer_keys)
-            self._lexer_keys.append(key)
-            self._lexers.append(GuardedLexer(self, terminal, guards))
+            found = self._guarded_lexer_ids[terminal] = len(self._lexer_terminals)
+            self._lexer_terminals.append(terminal)
+            self._lexers.append(GuardedLexer(self, terminal))
         return found
 
     def lexer_terminal(self, lexer_id: int) -> int:
         """The terminal lexer ``lexer_id`` reads."""
-        return self._lexer_keys[lexer_id][0]
+        return self._lexer_terminals[lexer_id]
 
     def terminal_state(self, lexer_id: int, lexer_state: int) -> int:
         """The state of the terminal's own DFA in ``lexer_state`` of lexer ``lexer_id``."""
@@ -397,7 +403,7 @@ class GrammarAutomaton(LazyAutomaton):
         key = (lexer_id, end_class)
         found = self._class_contexts.get(key)
         if found is None:
-            terminal, _ = self._lexer_keys[lexer_id]
+            terminal = self._lexer_terminals[lexer_id]
             lexer = self.lexer(lexer_id)
             pending = NO_GUARDS
             if isinstance(lexer, GuardedLexer):

@@ -80,7 +80,7 @@ def walk_trie_by_byte(trans, known, accepting, children, offsets, start, max_dep
                       node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
                       end_nodes, end_states):
     """:func:`walk_trie` below a set of roots all in DFA state ``start`` (its row built), given
-    their children grouped by byte (:func:`children_by_byte`): the children on a byte the DFA
+    their children grouped by byte (:func:`children_of`, :func:`group_by_byte`): the children on a byte the DFA
     rejects from ``start`` are never visited. A lexeme after another that may end below
     tens of thousands of trie nodes (an operator after an identifier) reads one or a few
     bytes first: this skips the rest of their children, which a plain walk visits for
@@ -98,6 +98,26 @@ def walk_trie_by_byte(trans, known, accepting, children, offsets, start, max_dep
                 child, subtree_end[child], stack, trans, known, accepting, node_byte,
                 node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
                 end_nodes, end_states, n_pending, n_ends)
+    return n_pending, n_ends
+
+
+@numba.njit(cache=True, nogil=True)
+def walk_trie_from_children(trans, known, accepting, children, starts, max_depth, node_byte,
+                            node_depth, subtree_end, node_token, out, pending_nodes,
+                            pending_states, end_nodes, end_states):
+    """:func:`walk_trie` over the subtrees of trie nodes ``children``, each read from its own
+    byte on, from DFA state ``starts[k]`` above it (its row built): lexemes that start where
+    others ended, each under the guards its end left."""
+    stack = np.empty(max_depth + 1, dtype=np.int32)
+    n_pending = 0
+    n_ends = 0
+    for k in range(children.shape[0]):
+        child = children[k]
+        stack[node_depth[child] - 1] = starts[k]
+        n_pending, n_ends = _walk_range(
+            child, subtree_end[child], stack, trans, known, accepting, node_byte, node_depth,
+            subtree_end, node_token, out, pending_nodes, pending_states, end_nodes, end_states,
+            n_pending, n_ends)
     return n_pending, n_ends
 
 
@@ -145,6 +165,21 @@ def walk_trie_python(trans, known, accepting, root_nodes, root_states, max_depth
     return counts
 
 
+def walk_trie_from_children_python(trans, known, accepting, children, starts, max_depth,
+                                   node_byte, node_depth, subtree_end, node_token, out,
+                                   pending_nodes, pending_states, end_nodes, end_states):
+    """Pure-Python twin of :func:`walk_trie_from_children`."""
+    stack = [0] * (max_depth + 1)
+    counts = (0, 0)
+    for child, start in zip(children, starts):
+        stack[node_depth[child] - 1] = int(start)
+        counts = _walk_range_python(
+            int(child), int(subtree_end[child]), stack, trans, known, accepting, node_byte,
+            node_depth, subtree_end, node_token, out, pending_nodes, pending_states, end_nodes,
+            end_states, *counts)
+    return counts
+
+
 def walk_trie_by_byte_python(trans, known, accepting, children, offsets, start, max_depth,
                              node_byte, node_depth, subtree_end, node_token, out, pending_nodes,
                              pending_states, end_nodes, end_states):
@@ -164,71 +199,84 @@ def walk_trie_by_byte_python(trans, known, accepting, children, offsets, start, 
 
 
 @numba.njit(cache=True, nogil=True)
-def children_by_byte(root_nodes, node_byte, subtree_end):
-    """The children of the trie nodes ``root_nodes`` grouped by the byte on their edge:
-    ``(children, offsets)``, the children on byte ``b`` being
-    ``children[offsets[b]:offsets[b + 1]]`` (in the order of their roots). One pass over the
-    trie lists them (each node has one parent, so there are fewer than the trie's nodes);
-    a counting sort over that list groups them."""
-    listed = np.empty(subtree_end.shape[0], dtype=np.int32)
+def children_of(root_nodes, subtree_end):
+    """The trie nodes one byte below the nodes ``root_nodes``, in the order of their roots,
+    and for each the index in ``root_nodes`` of its root: ``(children, parents)``. Counted
+    first, so that a few roots do not allocate for the whole trie."""
     n = 0
-    offsets = np.zeros(257, dtype=np.int32)
     for k in range(root_nodes.shape[0]):
         root = root_nodes[k]
         i = root + 1
         while i < subtree_end[root]:
-            listed[n] = i
             n += 1
-            offsets[node_byte[i] + 1] += 1
             i = subtree_end[i]
-    for b in range(256):
-        offsets[b + 1] += offsets[b]
     children = np.empty(n, dtype=np.int32)
-    fill = offsets[:256].copy()
-    for k in range(n):
-        b = node_byte[listed[k]]
-        children[fill[b]] = listed[k]
-        fill[b] += 1
-    return children, offsets
+    parents = np.empty(n, dtype=np.int32)
+    n = 0
+    for k in range(root_nodes.shape[0]):
+        root = root_nodes[k]
+        i = root + 1
+        while i < subtree_end[root]:
+            children[n] = i
+            parents[n] = k
+            n += 1
+            i = subtree_end[i]
+    return children, parents
 
 
 @numba.njit(cache=True, nogil=True)
-def has_child_on(nodes, wanted, node_byte, subtree_end):
-    """For each trie node of ``nodes``, whether it has a child on a byte ``b`` with
-    ``wanted[b]`` (a walk below it may read such a byte first)."""
-    found = np.zeros(nodes.shape[0], dtype=np.bool_)
+def group_by_byte(nodes, node_byte):
+    """The trie nodes ``nodes`` grouped by the byte on their edge, by a stable counting sort:
+    ``(order, offsets)``, the nodes on byte ``b`` being ``nodes[order[offsets[b]:offsets[b +
+    1]]]``."""
+    offsets = np.zeros(257, dtype=np.int32)
     for k in range(nodes.shape[0]):
-        node = nodes[k]
-        i = node + 1
-        while i < subtree_end[node]:
-            if wanted[node_byte[i]]:
-                found[k] = True
-                break
-            i = subtree_end[i]
-    return found
+        offsets[node_byte[nodes[k]] + 1] += 1
+    for b in range(256):
+        offsets[b + 1] += offsets[b]
+    order = np.empty(nodes.shape[0], dtype=np.int32)
+    fill = offsets[:256].copy()
+    for k in range(nodes.shape[0]):
+        b = node_byte[nodes[k]]
+        order[fill[b]] = k
+        fill[b] += 1
+    return order, offsets
 
 
-def has_child_on_python(nodes, wanted, node_byte, subtree_end):
-    """Pure-Python twin of :func:`has_child_on`."""
-    found = []
-    for node in nodes:
-        children = []
-        i = int(node) + 1
-        while i < subtree_end[node]:
-            children.append(i)
-            i = int(subtree_end[i])
-        found.append(any(wanted[node_byte[i]] for i in children))
-    return np.array(found, dtype=np.bool_)
+@numba.njit(cache=True, nogil=True)
+def children_by_byte(root_nodes, node_byte, subtree_end):
+    """The children of the trie nodes ``root_nodes`` grouped by the byte on their edge:
+    ``(children, offsets)``, the children on byte ``b`` being
+    ``children[offsets[b]:offsets[b + 1]]`` (in the order of their roots)."""
+    children, _ = children_of(root_nodes, subtree_end)
+    order, offsets = group_by_byte(children, node_byte)
+    return children[order], offsets
 
 
 def children_by_byte_python(root_nodes, node_byte, subtree_end):
     """Pure-Python twin of :func:`children_by_byte`."""
-    groups: list[list[int]] = [[] for _ in range(256)]
-    for root in root_nodes:
+    children, _ = children_of_python(root_nodes, subtree_end)
+    order, offsets = group_by_byte_python(children, node_byte)
+    return children[order], offsets
+
+
+def children_of_python(root_nodes, subtree_end):
+    """Pure-Python twin of :func:`children_of`."""
+    children, parents = [], []
+    for k, root in enumerate(root_nodes):
         i = int(root) + 1
         while i < subtree_end[root]:
-            groups[node_byte[i]].append(i)
+            children.append(i)
+            parents.append(k)
             i = int(subtree_end[i])
+    return np.array(children, dtype=np.int32), np.array(parents, dtype=np.int32)
+
+
+def group_by_byte_python(nodes, node_byte):
+    """Pure-Python twin of :func:`group_by_byte`."""
+    groups: list[list[int]] = [[] for _ in range(256)]
+    for k, node in enumerate(nodes):
+        groups[node_byte[node]].append(k)
     offsets = np.zeros(257, dtype=np.int32)
     offsets[1:] = np.cumsum([len(g) for g in groups])
-    return np.array([c for g in groups for c in g], dtype=np.int32), offsets
+    return np.array([k for g in groups for k in g], dtype=np.int32), offsets

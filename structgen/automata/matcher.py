@@ -16,18 +16,19 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
-from structgen.automata.grammar_automaton import GrammarAutomaton
+from structgen.automata.grammar_automaton import PLAIN_END, GrammarAutomaton
 from structgen.automata.kernels import (
     children_by_byte,
-    has_child_on,
+    children_of,
+    group_by_byte,
     walk_trie,
     walk_trie_by_byte,
+    walk_trie_from_children,
 )
 from structgen.automata.token_trie import TokenTrie, token_trie
 from structgen.automata.utf8 import encodable_chars
@@ -114,39 +115,131 @@ def _collector_paused():
 
 @dataclass(frozen=True, slots=True)
 class TrieNodes:
-    """A set of trie nodes as a sorted array without repeats, with a digest of it (the key of
-    the walks below them), their children grouped by the byte on their edge (a walk visits
-    only those on bytes its automaton reads first, see ``walk_trie_by_byte``) and those bytes
-    as a bit set (a walk whose automaton reads none of them finds nothing, and is skipped).
-    Sets of nodes where a lexeme ends reach tens of thousands of nodes (an identifier ends
-    below every word-like token), so all of this is computed once, when the set is made, not
-    at every walk that starts from it."""
+    """A set of trie nodes a walk reads from, each from the byte on its own edge on (the
+    children of the nodes where a lexeme ended: the next lexeme starts there), grouped by that
+    byte: a walk visits only the groups on bytes its automaton reads first (see
+    ``walk_trie_by_byte``), and is skipped when it reads none of them (``next_bytes``, a bit
+    set). ``digest`` keys the walks from them. The nodes where a lexeme ends reach tens of
+    thousands (an identifier ends below every word-like token), so all of this is computed
+    once, when the set is made, not at every walk that starts from it."""
 
-    nodes: np.ndarray
+    nodes: np.ndarray  # the nodes on byte b: nodes[offsets[b]:offsets[b + 1]], each group sorted
+    offsets: np.ndarray
     digest: bytes
     next_bytes: int
-    children: np.ndarray
-    offsets: np.ndarray  # children on byte b: children[offsets[b]:offsets[b + 1]]
 
     @property
     def nbytes(self) -> int:
         """Memory held, as the mask cache counts it."""
-        return (self.nodes.nbytes + len(self.digest) + self.children.nbytes
-                + self.offsets.nbytes)
+        return self.nodes.nbytes + self.offsets.nbytes + len(self.digest)
 
     @staticmethod
     def of(nodes: np.ndarray, trie: TokenTrie) -> TrieNodes:
+        """The set of ``nodes`` (in any order, repeats allowed)."""
         if len(nodes) > 1 and not (nodes[1:] > nodes[:-1]).all():
-            nodes = _sorted_unique(nodes)  # a walk lists its nodes in trie order, per round
+            nodes = _sorted_unique(nodes)
+        order, offsets = group_by_byte(nodes, trie.node_byte)
+        nodes = nodes[order]
         nodes.flags.writeable = False
-        children, offsets = children_by_byte(nodes, trie.node_byte, trie.subtree_end)
-        return TrieNodes(nodes, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
-                         _bit_set(offsets[1:] > offsets[:-1]), children, offsets)
+        return TrieNodes(nodes, offsets, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
+                         _bit_set(offsets[1:] > offsets[:-1]))
+
+    @staticmethod
+    def below(roots: np.ndarray, trie: TokenTrie) -> TrieNodes:
+        """The children of the trie nodes ``roots`` (sorted, without repeats)."""
+        nodes, offsets = children_by_byte(roots, trie.node_byte, trie.subtree_end)
+        nodes.flags.writeable = False
+        return TrieNodes(nodes, offsets, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
+                         _bit_set(offsets[1:] > offsets[:-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedNodes:
+    """Trie nodes a walk reads from (as in ``TrieNodes``), each under the end context of the
+    lexeme that ended above it, whose guards read the byte on its edge: where an identifier
+    that excludes keywords ended at a keyword's prefix, the nodes below on the rest of that
+    keyword. ``contexts[k]`` is the end context of ``nodes[k]`` (a node may come once per
+    context); grouped by byte as in ``TrieNodes``."""
+
+    nodes: np.ndarray
+    contexts: np.ndarray
+    offsets: np.ndarray
+    digest: bytes
+    next_bytes: int
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, as the mask cache counts it."""
+        return self.nodes.nbytes + self.contexts.nbytes + self.offsets.nbytes + len(self.digest)
+
+    @staticmethod
+    def of(nodes: np.ndarray, contexts: np.ndarray, trie: TokenTrie) -> GuardedNodes:
+        """The set of pairs ``(nodes[k], contexts[k])`` (in any order, repeats allowed)."""
+        pairs = _sorted_unique((nodes.astype(np.int64) << 32) | contexts.astype(np.int64))
+        nodes, contexts = (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32)
+        order, offsets = group_by_byte(nodes, trie.node_byte)
+        nodes, contexts = nodes[order], contexts[order]
+        nodes.flags.writeable = contexts.flags.writeable = False
+        digest = hashlib.blake2b(nodes.tobytes() + contexts.tobytes(), digest_size=16).digest()
+        return GuardedNodes(nodes, contexts, offsets, digest, _bit_set(offsets[1:] > offsets[:-1]))
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Each pair ``(node, context)`` as one int64."""
+        return (self.nodes.astype(np.int64) << 32) | self.contexts
+
+    def on_bytes(self, wanted: int) -> np.ndarray:
+        """The indices of the nodes on the bytes of bit set ``wanted``."""
+        wanted &= self.next_bytes
+        if wanted == self.next_bytes:
+            return np.arange(len(self.nodes))
+        spans = []
+        while wanted:
+            byte = (wanted & -wanted).bit_length() - 1
+            wanted &= wanted - 1
+            spans.append(np.arange(self.offsets[byte], self.offsets[byte + 1]))
+        return np.concatenate(spans) if spans else np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class LexemeEnds:
+    """Where the lexemes of a walk ended, as the trie nodes the lexemes after them read from.
+
+    ``plain``: ``((end context, TrieNodes), ...)`` in context order, for end contexts without
+    guards; ``guarded``: the nodes on a byte that a guard left pending reads
+    (``GuardedNodes``, None for none). A node below an end whose guards read none of its
+    byte is read as after the guardless base of that end's context
+    (``GrammarAutomaton.context_split``): a keyword's prefix left pending by an identifier
+    holds before a space. So the few nodes that need the guards are walked together, under
+    one lexer per terminal (``GuardedLexer``), and the many others share the plain walks."""
+
+    plain: tuple
+    guarded: GuardedNodes | None
+
+    def __bool__(self) -> bool:
+        return bool(self.plain) or self.guarded is not None
+
+    @property
+    def key(self) -> tuple:
+        """The part of a cache key that stands for these ends."""
+        return (tuple((context, nodes.digest) for context, nodes in self.plain),
+                None if self.guarded is None else self.guarded.digest)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, as the mask cache counts it."""
+        return (sum(nodes.nbytes for _, nodes in self.plain)
+                + (0 if self.guarded is None else self.guarded.nbytes))
+
+
+NO_ENDS = LexemeEnds((), None)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
     """``values`` sorted, without repeats: several times faster than ``np.unique``'s hashing
     on the tens of thousands of trie nodes a lexeme may end at."""
+    if len(values) < 2:
+        return values
     values = np.sort(values)
     keep = np.empty(len(values), dtype=np.bool_)
     keep[:1] = True
@@ -162,9 +255,8 @@ def _bit_set(flags: np.ndarray) -> int:
 @dataclass(frozen=True, slots=True)
 class ShapeWalk:
     """What a grammar walk below trie nodes finds from a relative Earley set (see
-    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended, per end context it may
-    leave to the lexemes after it (``GrammarAutomaton.end_contexts``), at the trie nodes of
-    ``ends``: ``((context number, TrieNodes), ...)``.
+    ``TokenConstraint._walk_after``): lexeme ``terminal`` ended at ``ends``
+    (``LexemeEnds``).
 
     ``tokens``: the tokens found (walk output words; None for none), valid in every context of
     the shape. ``escaped``: reading ``terminal`` completes something older than the relative
@@ -174,7 +266,7 @@ class ShapeWalk:
     """
 
     terminal: int
-    ends: tuple
+    ends: LexemeEnds
     tokens: np.ndarray | None
     escaped: bool
     below: tuple
@@ -190,15 +282,16 @@ class ShapeWalk:
         return 0 if self.tokens is None else self.tokens.nbytes
 
 
-def _ends_key(ends: tuple) -> tuple:
-    """The part of a cache key that stands for lexeme ends ``((context, TrieNodes), ...)``."""
-    return tuple((context, roots.digest) for context, roots in ends)
+def _walk_nbytes(walk: tuple) -> int:
+    """Memory held by a walk's result ``(tokens or None, LexemeEnds)``."""
+    tokens, ends = walk
+    return (0 if tokens is None else tokens.nbytes) + ends.nbytes
 
 
-def _shape_key(shape: int, terminal: int, ends: tuple) -> tuple:
+def _shape_key(shape: int, terminal: int, ends: LexemeEnds) -> tuple:
     """The mask cache key of the shape walk from ``shape`` after ``terminal`` ended at
     ``ends``."""
-    return ("shape", shape, terminal, _ends_key(ends))
+    return ("shape", shape, terminal, ends.key)
 
 
 @dataclass(slots=True)
@@ -206,7 +299,7 @@ class _ShapeFrame:
     """A shape walk in progress: its own lexemes' tokens, and the parts below them."""
 
     terminal: int
-    ends: tuple
+    ends: LexemeEnds
     escaped: bool
     tokens: list = field(default_factory=list)
     parts: list = field(default_factory=list)  # (scanned, shape, terminal, ends)
@@ -306,7 +399,7 @@ class TokenConstraint:
         self._first_bytes_memo: dict[tuple[int, int], int] = {}
         self._starting_lexemes_memo: dict[tuple[int, int], tuple] = {}
         self._relative_memo: dict[tuple[int, int, int], tuple] = {}
-        self._context_splits: dict[int, tuple[int, int]] = {}
+        self._end_class_tables: dict[int, tuple] = {}
         self._completion: GrammarCompletion | RegularCompletion | None = None
         self._empty_mask = np.zeros(self.num_words, dtype=np.uint32)
         self._empty_mask.flags.writeable = False
@@ -316,7 +409,7 @@ class TokenConstraint:
         ]
         self._end_buffers = (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
         self._no_ends = np.empty(0, dtype=np.int32)
-        self._trie_root = TrieNodes.of(np.zeros(1, dtype=np.int32), self._trie)
+        self._trie_root = TrieNodes.below(np.zeros(1, dtype=np.int32), self._trie)
         start_mask = self.state_mask(self._dfa.start)
         if not (start_mask & ~self._eos_words).any() and not self._dfa.accepting[self._dfa.start]:
             raise VocabularyError(
@@ -409,10 +502,11 @@ class TokenConstraint:
         self._cache.put(("thread", thread), mask)
         return mask
 
-    def _walk_after(self, set_id: int, terminal: int, ends: tuple, out: np.ndarray) -> None:
-        """Mark the tokens that continue, below the trie nodes of ``ends`` (``((end context,
-        TrieNodes), ...)``), with the lexemes that may follow ``terminal`` ending in Earley set
-        ``set_id``; and so on for lexemes ending inside.
+    def _walk_after(self, set_id: int, terminal: int, ends: LexemeEnds,
+                    out: np.ndarray) -> None:
+        """Mark the tokens that continue, below the trie nodes of ``ends``, with the lexemes
+        that may follow ``terminal`` ending in Earley set ``set_id``; and so on for lexemes
+        ending inside.
 
         The walk runs on relative sets (``EarleyTables.relative``), so each part of it is done
         once for every context of that shape (:meth:`_shape_walk`); where a lexeme completes
@@ -423,7 +517,7 @@ class TokenConstraint:
         tables = grammar.tables
         names = grammar.terminal_names
         work = [(set_id, terminal, ends)]
-        walked: dict[tuple, np.ndarray] = {}  # per (set, end context): node walked?
+        walked: dict[tuple, object] = {}  # per (set, end context): nodes walked (_not_walked)
         visited = {}  # parts are shared (a DAG): each is resolved once per real set (the
         # parts are kept here too, so that no id is reused while the walk runs)
         while work:
@@ -447,31 +541,36 @@ class TokenConstraint:
                 for scanned, child in walk.below:
                     escaping.append((after if scanned else real, child))
 
-    def _lexemes_in_set(self, set_id: int, ends: tuple, walked: dict) -> tuple[list, list]:
-        """The lexemes that start in real Earley set ``set_id`` below the nodes of ``ends``
-        (``((end context, TrieNodes), ...)``) not yet walked from it (``walked``, see
-        :meth:`_not_walked`): the tokens they find (walk outputs) and the parts to go on
-        with, ``(terminal, ends)`` per terminal of a lexeme that ends inside. The lexemes that
-        start alike after several end contexts are walked once, below the nodes of all."""
-        grammar = self._dfa
+    def _lexemes_in_set(self, set_id: int, ends: LexemeEnds,
+                        walked: dict) -> tuple[list, list]:
+        """The lexemes that start in real Earley set ``set_id`` below ``ends`` where not yet
+        walked from it (``walked``, see :meth:`_not_walked`): the tokens they find (walk
+        outputs) and the parts to go on with, ``(terminal, LexemeEnds)`` per terminal of a
+        lexeme that ends inside. The lexemes that start alike after several end contexts are
+        walked once, below the nodes of all."""
         starts: dict[tuple, list] = {}  # per (lexer, start): the nodes below
-        for context, roots in ends:
+        for context, roots in ends.plain:
             roots = self._not_walked(walked, (set_id, context), roots)
             if roots is None:
                 continue
-            lexemes = self._starting_lexemes(set_id, self._context_split(context)[0])
-            for _, lexer_id, start in self._lexemes_below(context, roots, lexemes):
-                starts.setdefault((lexer_id, start), []).append(roots)
+            for lexer_id, start, first_bytes in self._starting_lexemes(set_id, context):
+                if roots.next_bytes & first_bytes:
+                    starts.setdefault((lexer_id, start), []).append(roots)
+        walks = [(lexer_id, self._lexeme_walk(lexer_id, start, self._union(roots)))
+                 for (lexer_id, start), roots in starts.items()]
+        guarded = (None if ends.guarded is None
+                   else self._guarded_not_walked(walked, set_id, ends.guarded))
+        if guarded is not None:
+            walks.extend((terminal, self._guarded_walk(terminal, guarded))
+                         for terminal, _, _ in self._starting_lexemes(set_id, PLAIN_END))
         tokens = []
         parts: dict[int, list] = {}  # per next terminal: the ends of its lexemes
-        for (lexer_id, start), roots in starts.items():
-            found, lexeme_ends = self._lexeme_walk(lexer_id, start, self._union(roots))
+        for lexer_id, (found, lexeme_ends) in walks:
             if found is not None:
                 tokens.append(found)
             if lexeme_ends:
-                parts.setdefault(grammar.lexer_terminal(lexer_id), []).extend(lexeme_ends)
-        return tokens, [(terminal, self._merged_ends(lexeme_ends))
-                        for terminal, lexeme_ends in parts.items()]
+                parts.setdefault(self._dfa.lexer_terminal(lexer_id), []).append(lexeme_ends)
+        return tokens, [(terminal, self._merged_ends(found)) for terminal, found in parts.items()]
 
     def _union(self, parts: list[TrieNodes]) -> TrieNodes:
         """The trie nodes of all ``parts``. Cached: the lexemes after the ends of one walk,
@@ -487,20 +586,34 @@ class TokenConstraint:
             self._cache.put(key, found, found.nbytes)
         return found
 
-    def _merged_ends(self, ends: list) -> tuple:
-        """Lexeme ends ``[(end context, TrieNodes), ...]`` gathered from the walks of several
-        lexers of one terminal, as ``((end context, TrieNodes), ...)`` in context order, each
-        context once."""
+    def _merged_ends(self, ends: list[LexemeEnds]) -> LexemeEnds:
+        """The lexeme ends of several walks of one terminal as one ``LexemeEnds``."""
+        if len(ends) == 1:
+            return ends[0]
         by_context: dict[int, list] = {}
-        for context, roots in ends:
-            by_context.setdefault(context, []).append(roots)
-        return tuple((context, self._union(nodes)) for context, nodes in sorted(by_context.items()))
+        for found in ends:
+            for context, nodes in found.plain:
+                by_context.setdefault(context, []).append(nodes)
+        plain = tuple((context, self._union(nodes)) for context, nodes in sorted(by_context.items()))
+        guarded = {found.guarded.digest: found.guarded for found in ends
+                   if found.guarded is not None}
+        merged = None
+        if len(guarded) == 1:
+            (merged,) = guarded.values()
+        elif guarded:
+            key = ("guarded union", *sorted(guarded))
+            merged = self._cache.get(key)
+            if merged is None:
+                merged = GuardedNodes.of(np.concatenate([g.nodes for g in guarded.values()]),
+                                         np.concatenate([g.contexts for g in guarded.values()]),
+                                         self._trie)
+                self._cache.put(key, merged, merged.nbytes)
+        return LexemeEnds(plain, merged)
 
     def _starting_lexemes(self, set_id: int, context: int) -> tuple:
         """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
-        end context ``context``: ``(lexer, start state, the bytes it reads first)``. Asked
-        of the guardless base of a context (``GrammarAutomaton.context_split``): the lexemes
-        its guards read are started apart (:meth:`_lexemes_below`)."""
+        end context ``context`` (without guards): ``(lexer, start state, the bytes it reads
+        first)``."""
         key = (set_id, context)
         found = self._starting_lexemes_memo.get(key)
         if found is None:
@@ -509,30 +622,17 @@ class TokenConstraint:
                 for _, lexer_id, start in self._dfa.spawned_threads(set_id, context))
         return found
 
-    def _context_split(self, context: int) -> tuple[int, int]:
-        """``GrammarAutomaton.context_split`` with the bytes as a bit set (memoized)."""
-        found = self._context_splits.get(context)
+    def _relative_threads(self, shape: int, terminal: int, context: int) -> tuple[bool, tuple]:
+        """``GrammarAutomaton.relative_threads_after`` (memoized), each thread as ``(next
+        shape, scanned, lexer, start state, the bytes it reads first)``."""
+        key = (shape, terminal, context)
+        found = self._relative_memo.get(key)
         if found is None:
-            base, reads = self._dfa.context_split(context)
-            found = self._context_splits[context] = (base, _bit_set(reads))
+            threads, escaped = self._dfa.relative_threads_after(shape, terminal, context)
+            found = self._relative_memo[key] = escaped, tuple(
+                (next_shape, scanned, lexer_id, start, self._lexer_first_bytes(lexer_id, start))
+                for next_shape, lexer_id, start, scanned in threads)
         return found
-
-    def _lexemes_below(self, context: int, roots: TrieNodes, lexemes: tuple):
-        """The lexemes of ``lexemes`` (entries ending with the lexer, start state and first
-        bytes of a lexeme after the guardless base of end context ``context``) that start
-        below ``roots`` after ``context`` itself: ``(entry, lexer, start state)``, on the
-        guards' own lexer for a lexeme whose first byte they read."""
-        guarded = self._context_split(context)[1]
-        for entry in lexemes:
-            lexer_id, start, first_bytes = entry[-3:]
-            if not roots.next_bytes & first_bytes:
-                continue
-            if first_bytes & guarded:
-                found = self._dfa.lexeme_start(lexer_id, context)
-                if found is None:
-                    continue
-                lexer_id, start = found
-            yield entry, lexer_id, start
 
     def _not_walked(self, walked: dict, start: tuple, roots: TrieNodes) -> TrieNodes | None:
         """``roots`` less the trie nodes the lexemes that ``start`` (a real set and the end
@@ -554,7 +654,22 @@ class TokenConstraint:
         seen[fresh] = True
         return roots if len(fresh) == len(roots.nodes) else TrieNodes.of(fresh, self._trie)
 
-    def _shape_walk(self, shape: int, terminal: int, ends: tuple) -> ShapeWalk:
+    def _guarded_not_walked(self, walked: dict, set_id: int,
+                            guarded: GuardedNodes) -> GuardedNodes | None:
+        """:meth:`_not_walked` for guarded nodes, each walked once per end context."""
+        keys = guarded.keys
+        seen = walked.get((set_id, "guarded"))
+        if seen is None:
+            walked[set_id, "guarded"] = keys
+            return guarded
+        fresh = ~np.isin(keys, seen, assume_unique=True)
+        if not fresh.any():
+            return None
+        walked[set_id, "guarded"] = np.union1d(seen, keys)
+        return guarded if fresh.all() else GuardedNodes.of(guarded.nodes[fresh],
+                                                           guarded.contexts[fresh], self._trie)
+
+    def _shape_walk(self, shape: int, terminal: int, ends: LexemeEnds) -> ShapeWalk:
         """:meth:`_walk_after` from relative Earley set ``shape``, as far as the relative sets
         tell (see :class:`ShapeWalk`). Every part is cached: the walk below a lexeme recurs in
         every context of the same shape (the inside of a parenthesis at each depth)."""
@@ -584,38 +699,34 @@ class TokenConstraint:
             self._cache.put(done_key, walk, walk.nbytes)
         return made[key]
 
-    def _shape_frame(self, shape: int, terminal: int, ends: tuple) -> _ShapeFrame:
-        """The first step of a shape walk: the lexemes after ``terminal`` walked below the
-        nodes of ``ends``; the parts below the trie nodes where they end are left to the
-        caller. The lexemes that start alike after several end contexts (most do: a guard
-        left by a keyword's prefix concerns the few lexemes that begin with the rest of it)
-        are walked once, below the nodes of all of them."""
-        grammar = self._dfa
-        starts: dict[tuple, list] = {}  # per (next shape, lexer, start, scanned): the nodes
-        escaped = False
-        for context, roots in ends:
-            base = self._context_split(context)[0]
-            key = (shape, terminal, base)
-            found = self._relative_memo.get(key)
-            if found is None:
-                threads, escaped = grammar.relative_threads_after(shape, terminal, base)
-                found = self._relative_memo[key] = escaped, tuple(
-                    (next_shape, scanned, lexer_id, start,
-                     self._lexer_first_bytes(lexer_id, start))
-                    for next_shape, lexer_id, start, scanned in threads)
-            escaped, threads = found  # whether the scan escapes depends on the shape alone
-            for (next_shape, scanned, *_), lexer_id, start in self._lexemes_below(
-                    context, roots, threads):
-                starts.setdefault((next_shape, lexer_id, start, scanned), []).append(roots)
+    def _shape_frame(self, shape: int, terminal: int, ends: LexemeEnds) -> _ShapeFrame:
+        """The first step of a shape walk: the lexemes after ``terminal`` walked below
+        ``ends``; the parts below the trie nodes where they end are left to the caller. The
+        lexemes that start alike after several end contexts are walked once, below the nodes
+        of all of them; the guarded nodes, once per lexeme."""
+        starts: dict[tuple, list] = {}  # per (next shape, scanned, lexer, start): the nodes
+        escaped = False  # whether the scan escapes depends on the shape alone
+        for context, roots in ends.plain:
+            escaped, threads = self._relative_threads(shape, terminal, context)
+            for next_shape, scanned, lexer_id, start, first_bytes in threads:
+                if roots.next_bytes & first_bytes:
+                    starts.setdefault((next_shape, scanned, lexer_id, start), []).append(roots)
+        walks = [((scanned, next_shape), lexer_id,
+                  self._lexeme_walk(lexer_id, start, self._union(roots)))
+                 for (next_shape, scanned, lexer_id, start), roots in starts.items()]
+        if ends.guarded is not None:
+            escaped, threads = self._relative_threads(shape, terminal, PLAIN_END)
+            walks.extend(((scanned, next_shape), lexer_id,
+                          self._guarded_walk(lexer_id, ends.guarded))
+                         for next_shape, scanned, lexer_id, _, _ in threads)
         frame = _ShapeFrame(terminal, ends, escaped)
         parts: dict[tuple, list] = {}  # per (scanned, next shape, next terminal): lexeme ends
-        for (next_shape, lexer_id, start, scanned), roots in starts.items():
-            tokens, lexeme_ends = self._lexeme_walk(lexer_id, start, self._union(roots))
+        for (scanned, next_shape), lexer_id, (tokens, lexeme_ends) in walks:
             if tokens is not None:
                 frame.tokens.append(tokens)
             if lexeme_ends:
-                parts.setdefault((scanned, next_shape, grammar.lexer_terminal(lexer_id)),
-                                 []).extend(lexeme_ends)
+                parts.setdefault((scanned, next_shape, self._dfa.lexer_terminal(lexer_id)),
+                                 []).append(lexeme_ends)
         frame.parts = [(*key, self._merged_ends(found)) for key, found in parts.items()]
         return frame
 
@@ -630,109 +741,169 @@ class TokenConstraint:
         return found
 
     def _lexeme_walk(self, lexer_id: int, start: int,
-                     roots: TrieNodes) -> tuple[np.ndarray | None, tuple]:
+                     roots: TrieNodes) -> tuple[np.ndarray | None, LexemeEnds]:
         """The tokens below trie nodes ``roots`` that lexer ``lexer_id`` reads from its state
-        ``start`` (as walk output words; None for none, the usual case), and the trie nodes
-        (with children) where the lexeme may end, per end context (see :meth:`_walk_ends`).
-        Cached: it depends on the lexer alone, not on the parser context, and the same lexeme
-        after the same token prefixes recurs in many contexts (an operator after a number, in
-        every parser state that allows one)."""
+        ``start`` (as walk output words; None for none, the usual case), and where the lexeme
+        may end (see :meth:`_walk_ends`). Cached: it depends on the lexer alone, not on the
+        parser context, and the same lexeme after the same token prefixes recurs in many
+        contexts (an operator after a number, in every parser state that allows one)."""
         key = ("lexeme", lexer_id, start, roots.digest)
         cached = self._cache.get(key)
         if cached is None:
-            out = np.zeros(self.num_words + 1, dtype=np.uint32)
-            ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(self._dfa.lexer(lexer_id), roots, start, out, ends)
-            out.flags.writeable = False
-            found = self._walk_ends(lexer_id, ends)
-            cached = (out if out.any() else None, found)
-            self._cache.put(key, cached, out.nbytes + sum(n.nbytes for _, n in found))
+            cached = self._walk_lexer(
+                lexer_id, (walk_trie_by_byte, (roots.nodes, roots.offsets, start)), (start,))
+            self._cache.put(key, cached, _walk_nbytes(cached))
         return cached
 
-    def _walk_ends(self, lexer_id: int, ends: list) -> tuple:
-        """The trie nodes where a walk's lexeme ended, grouped by the end context it leaves
-        to the next lexeme there (``GrammarAutomaton.end_context``: guards, the last
-        character's class): ``((end context, TrieNodes), ...)`` in context order.
-
-        A node none of whose children hangs on a byte the context's guards read goes to the
-        guardless base context instead (``GrammarAutomaton.context_split``): every token below
-        it leaves the guards behind at its first byte. An identifier that excludes keywords
-        ends at each keyword's prefixes with that keyword's rest pending; only the few nodes
-        below which that rest may go on keep such a context, and the rest share one walk."""
-        if not ends:
-            return ()
+    def _guarded_walk(self, terminal: int,
+                      guarded: GuardedNodes) -> tuple[np.ndarray | None, LexemeEnds]:
+        """:meth:`_lexeme_walk` for a lexeme of ``terminal`` below the guarded nodes, each
+        read under the guards of its own end context by the terminal's guarded lexer
+        (``GrammarAutomaton.guarded_start``), all in one walk. Cached per terminal and
+        nodes."""
+        key = ("guarded", terminal, guarded.digest)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         grammar = self._dfa
-        trie = self._trie
-        lexer = grammar.lexer(lexer_id)
-        nodes = np.concatenate([n for n, _ in ends])
-        if len(lexer.end_classes) == 1:  # the usual case: every end alike
-            groups = [(grammar.end_context(lexer_id, 0), nodes)]
-        else:
-            classes = lexer.end_class[np.concatenate([s for _, s in ends])]
-            found, inverse = np.unique(classes, return_inverse=True)
-            contexts = np.array([grammar.end_context(lexer_id, c) for c in found.tolist()])
-            contexts = contexts[inverse]
-            order = np.argsort(contexts, kind="stable")
-            contexts = contexts[order]
-            bounds = [0, *(np.flatnonzero(contexts[1:] != contexts[:-1]) + 1).tolist(),
-                      len(order)]
-            groups = [(int(contexts[lo]), nodes[order[lo:hi]]) for lo, hi in pairwise(bounds)]
-        if len(groups) == 1 and self._context_split(groups[0][0])[0] == groups[0][0]:
-            return ((groups[0][0], TrieNodes.of(nodes, trie)),)
-        by_context: dict[int, list] = {}
-        for context, at in groups:
-            base, _ = self._context_split(context)
-            if base != context:
-                reads = grammar.context_split(context)[1]
-                below = has_child_on(at, reads, trie.node_byte, trie.subtree_end)
-                by_context.setdefault(base, []).append(at[~below])
-                at = at[below]
-            by_context.setdefault(context, []).append(at)
-        return tuple((context, TrieNodes.of(np.concatenate(parts), trie))
-                     for context, parts in sorted(by_context.items())
-                     if sum(len(p) for p in parts))
+        # Without lookbehinds, every lexeme of ``terminal`` starts in its lexer's first state:
+        # only the nodes on a byte it reads from there may start one.
+        at = (guarded.on_bytes(self._lexer_first_bytes(terminal, LEXER_START))
+              if not grammar.context else np.arange(len(guarded.nodes)))
+        cached = (None, NO_ENDS)
+        if len(at):
+            contexts, inverse = np.unique(guarded.contexts[at], return_inverse=True)
+            starts = np.array([grammar.guarded_start(terminal, context)
+                               for context in contexts.tolist()], dtype=np.int32)
+            cached = self._walk_lexer(
+                grammar.guarded_lexer_id(terminal),
+                (walk_trie_from_children, (guarded.nodes[at], starts[inverse])), starts.tolist())
+        self._cache.put(key, cached, _walk_nbytes(cached))
+        return cached
 
-    def _terminal_mask(self, lexer_id: int, lexer_state: int) -> tuple[np.ndarray, tuple]:
+    def _walk_lexer(self, lexer_id: int, first_round: tuple,
+                    starts) -> tuple[np.ndarray | None, LexemeEnds]:
+        """The walk of lexer ``lexer_id`` whose first round is ``first_round`` (see
+        :meth:`_walk_automaton`) from its states ``starts``: the tokens found (None for
+        none) and where its lexemes end."""
+        out = np.zeros(self.num_words + 1, dtype=np.uint32)
+        ends: list[tuple[np.ndarray, np.ndarray]] = []
+        lexer = self._dfa.lexer(lexer_id)
+        for start in starts:
+            lexer.materialize(start)
+        self._walk_automaton(lexer, first_round, out, ends)
+        out.flags.writeable = False
+        return (out if out.any() else None), self._walk_ends(lexer_id, ends)
+
+    def _walk_ends(self, lexer_id: int, ends: list) -> LexemeEnds:
+        """The trie nodes where a walk's lexeme ended (``[(nodes, lexer states), ...]``), as
+        the nodes below them that the next lexeme reads from, each under the end context it
+        leaves there (``GrammarAutomaton.end_context``: guards, the last character's class).
+
+        An end none of whose children hangs on a byte its context's guards read goes to the
+        guardless base of that context (``GrammarAutomaton.context_split``): the guards hold
+        whatever follows it. An identifier that excludes keywords ends at each keyword's
+        prefixes with that keyword's rest pending; only the few ends below which that rest may
+        go on keep the guards (``LexemeEnds.guarded``)."""
+        if not ends:
+            return NO_ENDS
+        trie = self._trie
+        contexts, bases, reads = self._end_class_table(lexer_id)
+        nodes = np.concatenate([n for n, _ in ends])
+        if len(contexts) == 1 and bases[0] == contexts[0]:  # the usual case: one plain end
+            return LexemeEnds(((int(contexts[0]), TrieNodes.below(_sorted_unique(nodes), trie)),),
+                              None)
+        classes = self._dfa.lexer(lexer_id).end_class[np.concatenate([s for _, s in ends])]
+        guarded_nodes = None
+        guarded = bases[classes] != contexts[classes]
+        if guarded.any():
+            pairs = _sorted_unique((nodes[guarded].astype(np.int64) << 32)
+                                   | classes[guarded].astype(np.int64))
+            children, parents = children_of((pairs >> 32).astype(np.int32), trie.subtree_end)
+            pair_classes = pairs & 0xFFFFFFFF
+            under = reads[pair_classes[parents], trie.node_byte[children]]
+            kept = np.bincount(parents[under], minlength=len(pairs)) > 0
+            if kept.any():
+                keep = kept[parents]
+                guarded_nodes = GuardedNodes.of(children[keep],
+                                                contexts[pair_classes[parents[keep]]], trie)
+            guarded[guarded] = kept[np.searchsorted(
+                pairs, (nodes[guarded].astype(np.int64) << 32) | classes[guarded])]
+        plain_nodes, plain_bases = nodes[~guarded], bases[classes[~guarded]]
+        plain = []
+        if len(plain_nodes):
+            if (plain_bases == plain_bases[0]).all():
+                groups = [(int(plain_bases[0]), plain_nodes)]
+            else:
+                groups = [(context, plain_nodes[plain_bases == context])
+                          for context in np.unique(plain_bases).tolist()]
+            plain = [(context, TrieNodes.below(_sorted_unique(at), trie))
+                     for context, at in groups]
+        return LexemeEnds(tuple(plain), guarded_nodes)
+
+    def _end_class_table(self, lexer_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per end class of lexer ``lexer_id``: the end context it leaves, that context's
+        guardless base, and the bytes its guards read (rows of 256 booleans; see
+        ``GrammarAutomaton.context_split``). Grown as the lexer's end classes are (a guarded
+        lexer's grow with the guards it meets)."""
+        grammar = self._dfa
+        count = len(grammar.lexer(lexer_id).end_classes)
+        table = self._end_class_tables.get(lexer_id)
+        known = 0 if table is None else len(table[0])
+        if known < count:
+            contexts = [grammar.end_context(lexer_id, c) for c in range(known, count)]
+            splits = [grammar.context_split(c) for c in contexts]
+            new = (np.array(contexts, dtype=np.int64),
+                   np.array([base for base, _ in splits], dtype=np.int64),
+                   np.array([read for _, read in splits], dtype=np.bool_).reshape(-1, 256))
+            table = self._end_class_tables[lexer_id] = new if table is None else tuple(
+                np.concatenate((old, more)) for old, more in zip(table, new))
+        return table
+
+    def _terminal_mask(self, lexer_id: int, lexer_state: int) -> tuple[np.ndarray, LexemeEnds]:
         """Tokens that stay inside the lexeme of lexer ``lexer_id`` from ``lexer_state``, and
-        the trie nodes (with children) where the lexeme may end, per end context."""
+        where the lexeme may end (see :meth:`_walk_ends`)."""
         key = (lexer_id, lexer_state)
         cached = self._cache.get(("terminal", key))
         if cached is None:
             out = np.zeros(self.num_words + 1, dtype=np.uint32)
             ends: list[tuple[np.ndarray, np.ndarray]] = []
-            self._walk_automaton(self._dfa.lexer(lexer_id), self._trie_root, lexer_state, out,
-                                 ends)
+            lexer = self._dfa.lexer(lexer_id)
+            lexer.materialize(lexer_state)
+            self._walk_automaton(lexer, self._from_root(lexer_state), out, ends)
             inside = self._finish(out)
             inside.flags.writeable = False
-            found = self._walk_ends(lexer_id, ends)
-            cached = (inside, found)
-            self._cache.put(("terminal", key), cached,
-                            inside.nbytes + sum(n.nbytes for _, n in found))
+            cached = (inside, self._walk_ends(lexer_id, ends))
+            self._cache.put(("terminal", key), cached, _walk_nbytes(cached))
         return cached
+
+    def _from_root(self, state: int) -> tuple:
+        """The first round of a walk of the whole trie from automaton state ``state``."""
+        return walk_trie_by_byte, (self._trie_root.nodes, self._trie_root.offsets, state)
 
     def _walk(self, state: int) -> np.ndarray:
         """The tokens the automaton can read from ``state``."""
         out = np.zeros(self.num_words + 1, dtype=np.uint32)  # + the dummy token's word
-        self._walk_automaton(self._dfa, self._trie_root, state, out)
+        self._dfa.materialize(state)
+        self._walk_automaton(self._dfa, self._from_root(state), out)
         return self._finish(out)
 
-    def _walk_automaton(self, automaton: LazyAutomaton, roots: TrieNodes, start: int,
-                        out: np.ndarray, ends: list | None = None) -> None:
-        """Set in ``out`` the tokens below trie nodes ``roots`` that ``automaton`` can read from
-        its state ``start``. Rows met for the first time are built between rounds; each round
-        resumes only the subtrees that waited for them. With ``ends``, the arrays of trie nodes
-        where the automaton accepts, and of its states there, are appended to it."""
+    def _walk_automaton(self, automaton: LazyAutomaton, first_round: tuple, out: np.ndarray,
+                        ends: list | None = None) -> None:
+        """Set in ``out`` the tokens ``automaton`` can read from where ``first_round`` starts
+        it: ``(walk_trie_by_byte, (nodes, offsets, start))`` for trie nodes grouped by byte
+        (``TrieNodes``) all read from state ``start``, or ``(walk_trie_from_children, (nodes,
+        starts))`` for nodes each read from its own state; those rows built. Rows met for the
+        first time are built between rounds; each round resumes only the subtrees that waited
+        for them. With ``ends``, the arrays of trie nodes where the automaton accepts, and of
+        its states there, are appended to it."""
         trie = self._trie
-        automaton.materialize(start)
-        nodes = states = None  # the first round starts from roots' children, by byte
-        write = 0  # which pending buffer this round writes; the next round reads it
-        while nodes is None or len(nodes):
+        kernel, where = first_round
+        while True:
             while True:
-                pending_nodes, pending_states = self._pending_buffers[write]
+                pending_nodes, pending_states = self._pending_buffers[0]
                 end_buffer, state_buffer = (self._end_buffers if ends is not None
                                             else (self._no_ends, self._no_ends))
-                kernel, where = ((walk_trie_by_byte, (roots.children, roots.offsets, start))
-                                 if nodes is None else (walk_trie, (nodes, states)))
                 n_pending, n_ends = kernel(
                     automaton.trans, automaton.known, automaton.accepting, *where,
                     trie.max_depth, trie.node_byte, trie.node_depth, trie.subtree_end,
@@ -744,16 +915,19 @@ class TokenConstraint:
                 # Roots below one another met some nodes more than once: grow, walk again.
                 size = 2 * max(n_pending, n_ends)
                 if n_pending > len(pending_nodes):
-                    self._pending_buffers[write] = (np.empty(size, dtype=np.int32),
-                                                    np.empty(size, dtype=np.int32))
+                    self._pending_buffers[0] = (np.empty(size, dtype=np.int32),
+                                                np.empty(size, dtype=np.int32))
                 if n_ends > len(end_buffer):
                     self._end_buffers = (np.empty(size, dtype=np.int32),
                                          np.empty(size, dtype=np.int32))
             if n_ends:
                 ends.append((end_buffer[:n_ends].copy(), state_buffer[:n_ends].copy()))
-            nodes, states = pending_nodes[:n_pending], pending_states[:n_pending]
-            write = 1 - write
-            for pending in set(states.tolist()):
+            if not n_pending:
+                return
+            # The next round reads this one's pending nodes: swap the buffers.
+            self._pending_buffers.reverse()
+            kernel, where = walk_trie, (pending_nodes[:n_pending], pending_states[:n_pending])
+            for pending in set(where[1].tolist()):
                 automaton.materialize(pending)
 
     def _finish(self, out: np.ndarray) -> np.ndarray:
