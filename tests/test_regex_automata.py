@@ -312,6 +312,32 @@ def test_state_limit_is_a_named_error(toy_vocab):
             matcher.advance(a)
 
 
+@pytest.mark.parametrize("kind", ["regex", "grammar"])
+def test_limits_bound_each_sequence_not_the_constraints_whole_life(kind, toy_vocab):
+    """A compiled constraint keeps the states it built for every sequence that used it; its
+    limits bound the work of one sequence (and of the compile). So sequences that are each
+    easy, over branches that share no state, go on being accepted long after their states
+    together passed ``max_states`` (a server reusing one compiled grammar), while a single
+    sequence that needs more still stops at ``LimitExceeded``."""
+    words = ["".join(chr(97 + (7 * k + j) % 26) for j in range(6)) for k in range(10)]
+    constraint = (sg.regex("|".join(f"{word}[0-9]" for word in words)) if kind == "regex" else
+                  sg.grammar("start: " + " | ".join(f'"{word}" /[0-9]/' for word in words)))
+    limits = Limits(max_states=40)
+    compiled = sg.compile(constraint, toy_vocab, limits)
+    for word in words:
+        matcher = compiled.matcher()
+        for char in word + "7":
+            assert matcher.advance(toy_vocab.tokens.index(char.encode()))
+            assert matcher.mask().any() or matcher.is_accepting()
+        assert matcher.is_accepting()
+    assert compiled.num_states > limits.max_states
+    fresh = sg.TokenConstraint(sg.regex("[a-z]{60}").language(), toy_vocab, limits)
+    one_long_sequence = fresh.matcher()  # (not from the compile cache: built states stay)
+    with pytest.raises(sg.LimitExceeded, match="max_states=40"):
+        for _ in range(60):
+            one_long_sequence.advance(toy_vocab.tokens.index(b"a"))
+
+
 def test_mask_marks_padding_and_special_ids_never_allowed():
     vocab = sg.Vocabulary([b"1", None, b"2"], eos_token_ids=[1], size=70)
     matcher = sg.compile(sg.regex(r"\d*"), vocab).matcher()

@@ -43,14 +43,45 @@ UNKNOWN = -2
 class Limits:
     """User-set bounds on one compiled constraint; exceeding one raises ``LimitExceeded``.
 
-    ``max_states``: byte DFA states materialised (and, for a grammar, Earley sets built);
-    ``max_compile_seconds``: time spent building automaton rows; ``max_mask_cache_bytes``:
-    memory held by cached token masks.
+    ``max_states``: byte DFA states materialised (and, for a grammar, Earley sets built) by one
+    automaton within one budget (see :func:`start_budget`: a compile, or one sequence);
+    ``max_compile_seconds``: time one automaton spends building rows within one budget;
+    ``max_mask_cache_bytes``: memory held by cached token masks.
     """
 
     max_states: int = 200_000
     max_compile_seconds: float = 30.0
     max_mask_cache_bytes: int = 512 * 2**20
+
+
+_budget = 0  # the number of the current budget, see ``start_budget``
+
+
+def start_budget() -> None:
+    """Start a new budget for the work that ``Limits`` bounds: a compile, or a fresh matcher
+    (one sequence's work). A compiled constraint is shared by every sequence that uses it and
+    keeps the states it built lazily, so a bound over its whole life would sooner or later
+    refuse inputs that are easy by themselves (a server reusing one grammar); within one budget
+    the bounds still stop a pathological constraint before it exhausts memory or time."""
+    global _budget
+    _budget += 1
+
+
+class BudgetSpent:
+    """What one automaton built within the current budget: states (or sets) and seconds."""
+
+    __slots__ = ("budget", "first_state", "seconds")
+
+    def __init__(self):
+        self.budget = -1
+        self.first_state = 0
+        self.seconds = 0.0
+
+    def current(self, states: int) -> BudgetSpent:
+        """This, restarted if a new budget began; ``states``: how many the automaton holds."""
+        if self.budget != _budget:
+            self.budget, self.first_state, self.seconds = _budget, states, 0.0
+        return self
 
 
 def _minterms(sets) -> list[CharSet]:
@@ -141,7 +172,7 @@ class LazyAutomaton:
 
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits()
-        self._compile_seconds = 0.0
+        self._spent = BudgetSpent()
         self._payload: list = []
         self.trans = np.full((64, 256), UNKNOWN, dtype=np.int32)
         self.known = np.zeros(64, dtype=np.uint8)  # 1 once the state's row is built
@@ -153,14 +184,9 @@ class LazyAutomaton:
     def num_states(self) -> int:
         return len(self._payload)
 
-    @property
-    def compile_seconds(self) -> float:
-        """Time spent so far building rows."""
-        return self._compile_seconds
-
     def _new_state(self, payload) -> int:
         state = len(self._payload)
-        if state >= self.limits.max_states:
+        if state - self._spent.current(state).first_state >= self.limits.max_states:
             raise LimitExceeded(
                 f"the automaton needs more than max_states={self.limits.max_states} states"
             )
@@ -189,8 +215,9 @@ class LazyAutomaton:
 
     def _count_seconds(self, spent: float) -> None:
         """Add ``spent`` to the time spent building, within ``max_compile_seconds``."""
-        self._compile_seconds += spent
-        if self._compile_seconds > self.limits.max_compile_seconds:
+        budget = self._spent.current(len(self._payload))
+        budget.seconds += spent
+        if budget.seconds > self.limits.max_compile_seconds:
             raise LimitExceeded(
                 f"building the automaton took over max_compile_seconds="
                 f"{self.limits.max_compile_seconds}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from structgen.automata.byte_dfa import BudgetSpent
 from structgen.errors import LimitExceeded
 from structgen.grammar.cfg import Grammar, Nonterminal, Terminal, nullable
 
@@ -34,7 +35,7 @@ ESCAPED = -2  # what a scan of a relative set returns when it completes an item 
 _START = "<start>"
 # The fields of EarleyTables that belong to its sets (the rest describes the grammar).
 _PER_TABLE = ("sets", "_set_ids", "_scan_memo", "_expected", "_accepting", "_waiting_memo",
-              "_own_scan_memo", "_relative_memo", "_union_memo", "_completion_memo")
+              "_own_scan_memo", "_relative_memo", "_union_memo", "_completion_memo", "_spent")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class EarleyTables:
     """The grammar as flat tables, and the interned Earley sets built from it so far."""
 
     grammar: Grammar
-    max_sets: int | None = None  # LimitExceeded beyond this many sets (None: no bound)
+    max_sets: int | None = None  # LimitExceeded beyond this many sets per budget (None: no
+    # bound; see ``byte_dfa.start_budget``)
     rule_lhs: list[str] = field(default_factory=list)
     rule_rhs: list[tuple] = field(default_factory=list)
     by_lhs: dict[str, list[int]] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class EarleyTables:
     _union_memo: dict[frozenset, int] = field(default_factory=dict)
     _completion_memo: dict[tuple[int, str], tuple] = field(default_factory=dict)
     _relative_tables: EarleyTables | None = None
+    _spent: BudgetSpent = field(default_factory=BudgetSpent)
 
     def __post_init__(self) -> None:
         grammar = self.grammar
@@ -86,7 +89,8 @@ class EarleyTables:
         set_id = self._set_ids.get(key)
         if set_id is None:
             set_id = len(self.sets)
-            if self.max_sets is not None and set_id >= self.max_sets:
+            if (self.max_sets is not None
+                    and set_id - self._spent.current(set_id).first_state >= self.max_sets):
                 raise LimitExceeded(
                     f"parsing needs more than max_states={self.max_sets} Earley sets (a set "
                     "per distinct parser configuration met: deep nesting, or words that split "

@@ -19,7 +19,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from structgen.automata.byte_dfa import DEAD, LEXER_START, LazyAutomaton, LazyByteDFA, Limits
+from structgen.automata.byte_dfa import (
+    DEAD,
+    LEXER_START,
+    LazyAutomaton,
+    LazyByteDFA,
+    Limits,
+    start_budget,
+)
 from structgen.automata.completion import INFINITE, GrammarCompletion, RegularCompletion
 from structgen.automata.grammar_automaton import PLAIN_END, GrammarAutomaton
 from structgen.automata.kernels import (
@@ -372,6 +379,7 @@ class TokenConstraint:
     def __init__(self, language: Term | Grammar, vocab: Vocabulary,
                  limits: Limits | None = None):
         started = time.perf_counter()
+        start_budget()
         self.vocab = vocab
         self.limits = limits = limits or Limits()
         self.num_words = (vocab.size + 31) // 32
@@ -430,7 +438,9 @@ class TokenConstraint:
         return self._dfa.num_states
 
     def matcher(self) -> Matcher:
-        """A fresh per-sequence matcher at the start of the constraint."""
+        """A fresh per-sequence matcher at the start of the constraint; the limits bound the
+        work of each sequence anew (``start_budget``)."""
+        start_budget()
         return Matcher(self, self._dfa.start)
 
     # ---------------------------------------------------------------- masks
