@@ -803,7 +803,8 @@ class TokenConstraint:
             lexer.materialize(start)
         self._walk_automaton(lexer, first_round, out, ends)
         out.flags.writeable = False
-        return (out if out.any() else None), self._walk_ends(lexer_id, ends)
+        found = out[:-1].any()  # the last word holds the dummy token of tokenless nodes only
+        return (out if found else None), self._walk_ends(lexer_id, ends)
 
     def _walk_ends(self, lexer_id: int, ends: list) -> LexemeEnds:
         """The trie nodes where a walk's lexeme ended (``[(nodes, lexer states), ...]``), as
