@@ -80,7 +80,7 @@ def walk_trie_by_byte(trans, known, accepting, children, offsets, start, max_dep
                       node_depth, subtree_end, node_token, out, pending_nodes, pending_states,
                       end_nodes, end_states):
     """:func:`walk_trie` below a set of roots all in DFA state ``start`` (its row built), given
-    their children grouped by byte (:func:`children_of`, :func:`group_by_byte`): the children on a byte the DFA
+    their children grouped by byte (:func:`children_by_byte`): the children on a byte the DFA
     rejects from ``start`` are never visited. A lexeme after another that may end below
     tens of thousands of trie nodes (an operator after an identifier) reads one or a few
     bytes first: this skips the rest of their children, which a plain walk visits for

@@ -146,18 +146,22 @@ class TrieNodes:
         if len(nodes) > 1 and not (nodes[1:] > nodes[:-1]).all():
             nodes = _sorted_unique(nodes)
         order, offsets = group_by_byte(nodes, trie.node_byte)
-        nodes = nodes[order]
-        nodes.flags.writeable = False
-        return TrieNodes(nodes, offsets, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
-                         _bit_set(offsets[1:] > offsets[:-1]))
+        return TrieNodes._grouped(nodes[order], offsets)
 
     @staticmethod
     def below(roots: np.ndarray, trie: TokenTrie) -> TrieNodes:
         """The children of the trie nodes ``roots`` (sorted, without repeats)."""
-        nodes, offsets = children_by_byte(roots, trie.node_byte, trie.subtree_end)
+        return TrieNodes._grouped(*children_by_byte(roots, trie.node_byte, trie.subtree_end))
+
+    @staticmethod
+    def union(parts: list[TrieNodes], trie: TokenTrie) -> TrieNodes:
+        """The nodes of all ``parts``."""
+        return TrieNodes.of(np.concatenate([p.nodes for p in parts]), trie)
+
+    @staticmethod
+    def _grouped(nodes: np.ndarray, offsets: np.ndarray) -> TrieNodes:
         nodes.flags.writeable = False
-        return TrieNodes(nodes, offsets, hashlib.blake2b(nodes.tobytes(), digest_size=16).digest(),
-                         _bit_set(offsets[1:] > offsets[:-1]))
+        return TrieNodes(nodes, offsets, _digest(nodes), _next_bytes(offsets))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +186,23 @@ class GuardedNodes:
     @staticmethod
     def of(nodes: np.ndarray, contexts: np.ndarray, trie: TokenTrie) -> GuardedNodes:
         """The set of pairs ``(nodes[k], contexts[k])`` (in any order, repeats allowed)."""
-        pairs = _sorted_unique((nodes.astype(np.int64) << 32) | contexts.astype(np.int64))
-        nodes, contexts = (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32)
+        nodes, contexts = _unpaired(_sorted_unique(_paired(nodes, contexts)))
         order, offsets = group_by_byte(nodes, trie.node_byte)
         nodes, contexts = nodes[order], contexts[order]
         nodes.flags.writeable = contexts.flags.writeable = False
-        digest = hashlib.blake2b(nodes.tobytes() + contexts.tobytes(), digest_size=16).digest()
-        return GuardedNodes(nodes, contexts, offsets, digest, _bit_set(offsets[1:] > offsets[:-1]))
+        return GuardedNodes(nodes, contexts, offsets, _digest(nodes, contexts),
+                            _next_bytes(offsets))
+
+    @staticmethod
+    def union(parts: list[GuardedNodes], trie: TokenTrie) -> GuardedNodes:
+        """The pairs of all ``parts``."""
+        return GuardedNodes.of(np.concatenate([p.nodes for p in parts]),
+                               np.concatenate([p.contexts for p in parts]), trie)
 
     @property
     def keys(self) -> np.ndarray:
-        """Each pair ``(node, context)`` as one int64."""
-        return (self.nodes.astype(np.int64) << 32) | self.contexts
+        """Each pair ``(node, context)`` as one int64 (:func:`_paired`)."""
+        return _paired(self.nodes, self.contexts)
 
     def on_bytes(self, wanted: int) -> np.ndarray:
         """The indices of the nodes on the bytes of bit set ``wanted``."""
@@ -252,6 +261,26 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[:1] = True
     np.not_equal(values[1:], values[:-1], out=keep[1:])
     return values[keep]
+
+
+def _paired(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Pairs of non-negative int32 values as int64 keys, ordered as the pairs are."""
+    return (first.astype(np.int64) << 32) | second.astype(np.int64)
+
+
+def _unpaired(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two int32 arrays of :func:`_paired` keys."""
+    return (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32)
+
+
+def _digest(*arrays: np.ndarray) -> bytes:
+    """The key a node set's walks are cached under."""
+    return hashlib.blake2b(b"".join(a.tobytes() for a in arrays), digest_size=16).digest()
+
+
+def _next_bytes(offsets: np.ndarray) -> int:
+    """The bytes that nodes grouped by byte (``offsets``) hang on, as a bit set."""
+    return _bit_set(offsets[1:] > offsets[:-1])
 
 
 def _bit_set(flags: np.ndarray) -> int:
@@ -582,17 +611,18 @@ class TokenConstraint:
                 parts.setdefault(self._dfa.lexer_terminal(lexer_id), []).append(lexeme_ends)
         return tokens, [(terminal, self._merged_ends(found)) for terminal, found in parts.items()]
 
-    def _union(self, parts: list[TrieNodes]) -> TrieNodes:
-        """The trie nodes of all ``parts``. Cached: the lexemes after the ends of one walk,
-        walked together, are walked together again in every context of its shape."""
+    def _union(self, parts: list):
+        """The nodes of all ``parts`` (``TrieNodes`` or ``GuardedNodes``, all of one kind).
+        Cached: the lexemes after the ends of one walk, walked together, are walked together
+        again in every context of its shape."""
         distinct = {part.digest: part for part in parts}
         if len(distinct) == 1:
             return parts[0]
-        key = ("union", *sorted(distinct))
+        kind = type(parts[0])
+        key = ("union", kind.__name__, *sorted(distinct))
         found = self._cache.get(key)
         if found is None:
-            found = TrieNodes.of(np.concatenate([p.nodes for p in distinct.values()]),
-                                 self._trie)
+            found = kind.union(list(distinct.values()), self._trie)
             self._cache.put(key, found, found.nbytes)
         return found
 
@@ -605,20 +635,8 @@ class TokenConstraint:
             for context, nodes in found.plain:
                 by_context.setdefault(context, []).append(nodes)
         plain = tuple((context, self._union(nodes)) for context, nodes in sorted(by_context.items()))
-        guarded = {found.guarded.digest: found.guarded for found in ends
-                   if found.guarded is not None}
-        merged = None
-        if len(guarded) == 1:
-            (merged,) = guarded.values()
-        elif guarded:
-            key = ("guarded union", *sorted(guarded))
-            merged = self._cache.get(key)
-            if merged is None:
-                merged = GuardedNodes.of(np.concatenate([g.nodes for g in guarded.values()]),
-                                         np.concatenate([g.contexts for g in guarded.values()]),
-                                         self._trie)
-                self._cache.put(key, merged, merged.nbytes)
-        return LexemeEnds(plain, merged)
+        guarded = [found.guarded for found in ends if found.guarded is not None]
+        return LexemeEnds(plain, self._union(guarded) if guarded else None)
 
     def _starting_lexemes(self, set_id: int, context: int) -> tuple:
         """The lexemes that start in real Earley set ``set_id`` after a lexeme end that left
@@ -760,8 +778,8 @@ class TokenConstraint:
         key = ("lexeme", lexer_id, start, roots.digest)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._walk_lexer(
-                lexer_id, (walk_trie_by_byte, (roots.nodes, roots.offsets, start)), (start,))
+            cached = self._walk_lexer(lexer_id,
+                                      (walk_trie_by_byte, (roots.nodes, roots.offsets, start)))
             self._cache.put(key, cached, _walk_nbytes(cached))
         return cached
 
@@ -787,21 +805,19 @@ class TokenConstraint:
                                for context in contexts.tolist()], dtype=np.int32)
             cached = self._walk_lexer(
                 grammar.guarded_lexer_id(terminal),
-                (walk_trie_from_children, (guarded.nodes[at], starts[inverse])), starts.tolist())
+                (walk_trie_from_children, (guarded.nodes[at], starts[inverse])))
         self._cache.put(key, cached, _walk_nbytes(cached))
         return cached
 
-    def _walk_lexer(self, lexer_id: int, first_round: tuple,
-                    starts) -> tuple[np.ndarray | None, LexemeEnds]:
+    def _walk_lexer(self, lexer_id: int,
+                    first_round: tuple) -> tuple[np.ndarray | None, LexemeEnds]:
         """The walk of lexer ``lexer_id`` whose first round is ``first_round`` (see
-        :meth:`_walk_automaton`) from its states ``starts``: the tokens found (None for
-        none) and where its lexemes end."""
+        :meth:`_walk_automaton`; its start states' rows are built where they are chosen:
+        ``_lexer_first_bytes``, ``GrammarAutomaton.guarded_start``): the tokens found (None
+        for none) and where its lexemes end."""
         out = np.zeros(self.num_words + 1, dtype=np.uint32)
         ends: list[tuple[np.ndarray, np.ndarray]] = []
-        lexer = self._dfa.lexer(lexer_id)
-        for start in starts:
-            lexer.materialize(start)
-        self._walk_automaton(lexer, first_round, out, ends)
+        self._walk_automaton(self._dfa.lexer(lexer_id), first_round, out, ends)
         out.flags.writeable = False
         found = out[:-1].any()  # the last word holds the dummy token of tokenless nodes only
         return (out if found else None), self._walk_ends(lexer_id, ends)
@@ -828,18 +844,17 @@ class TokenConstraint:
         guarded_nodes = None
         guarded = bases[classes] != contexts[classes]
         if guarded.any():
-            pairs = _sorted_unique((nodes[guarded].astype(np.int64) << 32)
-                                   | classes[guarded].astype(np.int64))
-            children, parents = children_of((pairs >> 32).astype(np.int32), trie.subtree_end)
-            pair_classes = pairs & 0xFFFFFFFF
+            ended = _paired(nodes[guarded], classes[guarded])
+            pairs = _sorted_unique(ended)
+            pair_nodes, pair_classes = _unpaired(pairs)
+            children, parents = children_of(pair_nodes, trie.subtree_end)
             under = reads[pair_classes[parents], trie.node_byte[children]]
             kept = np.bincount(parents[under], minlength=len(pairs)) > 0
             if kept.any():
                 keep = kept[parents]
                 guarded_nodes = GuardedNodes.of(children[keep],
                                                 contexts[pair_classes[parents[keep]]], trie)
-            guarded[guarded] = kept[np.searchsorted(
-                pairs, (nodes[guarded].astype(np.int64) << 32) | classes[guarded])]
+            guarded[guarded] = kept[np.searchsorted(pairs, ended)]
         plain_nodes, plain_bases = nodes[~guarded], bases[classes[~guarded]]
         plain = []
         if len(plain_nodes):
