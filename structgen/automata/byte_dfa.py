@@ -439,6 +439,18 @@ class LazyByteDFA(LazyAutomaton):
     # ---------------------------------------------------------------- character level
     def char_transitions(self, key) -> list[tuple[CharSet, tuple]]:
         """``(charset, next key)`` pairs leaving a character state, dead targets removed."""
+        by_target: dict[tuple, list[CharSet]] = {}
+        for block, nxt_key in self._char_steps(key):
+            by_target.setdefault(nxt_key, []).append(block)
+        return [
+            (CharSet.of([r for b in blocks for r in b.ranges]), k)
+            for k, blocks in by_target.items()
+            if self.is_live(k)
+        ]
+
+    def _char_steps(self, key) -> list[tuple[CharSet, tuple]]:
+        """``(block, next key)`` for each block of characters that leaves the character state
+        ``key`` alike; targets whose term is empty left out, others kept even if dead."""
         term, trackers = key
         algebra = self.algebra
         behind = self._behind(trackers)
@@ -446,19 +458,55 @@ class LazyByteDFA(LazyAutomaton):
         empty = frozenset()
         for tracker in trackers:
             sets.extend(algebra.first_sets(tracker, empty))
-        by_target: dict[tuple, list[CharSet]] = {}
+        steps = []
         for block in _minterms(sets):
             cp = block.ranges[0][0]
             nxt = algebra.derivative(term, cp, behind)
-            if nxt == EMPTY:
-                continue
-            nxt_key = (nxt, tuple(algebra.derivative(t, cp, empty) for t in trackers))
-            by_target.setdefault(nxt_key, []).append(block)
-        return [
-            (CharSet.of([r for b in blocks for r in b.ranges]), k)
-            for k, blocks in by_target.items()
-            if self.is_live(k)
-        ]
+            if nxt != EMPTY:
+                steps.append((block, (nxt, tuple(algebra.derivative(t, cp, empty)
+                                                 for t in trackers))))
+        return steps
+
+    def may_end_before(self, chars_after: frozenset[int], beyond_ascii: bool,
+                       text_may_end: bool, max_states: int) -> bool:
+        """Whether some lexeme of this terminal (a ``lexeme`` DFA) may end where the text goes
+        on with one of the ASCII characters ``chars_after`` (with ``beyond_ascii``, with some
+        other character too), or, with ``text_may_end``, where the text ends: whether its end
+        lookaheads let any of that through. Searched character by character, stopping at the
+        first such end; True where it cannot tell (a character beyond ASCII may follow, or the
+        terminal has more than ``max_states`` states)."""
+        algebra = self.algebra
+        seen, todo = {self.start_key}, [self.start_key]
+        while todo:
+            key = todo.pop()
+            guard = self._guard_key(key) if algebra.has_end(key[0]) else None
+            if guard is not None:
+                if guard[0] == algebra.sigma_star() or beyond_ascii:
+                    return True
+                if text_may_end and self._finishes(guard):
+                    return True
+                term, behind = guard[0], self._behind(guard[1])
+                if any(algebra.derivative(term, c, behind) != EMPTY for c in chars_after):
+                    return True
+            for _, nxt in self._char_steps(key):
+                if nxt not in seen:
+                    if len(seen) >= max_states:
+                        return True
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    def first_characters(self) -> tuple[frozenset[int], bool]:
+        """The ASCII characters a match may begin with, and whether it may begin with another
+        character: read off the start state's derivatives (a superset: whether the rest can
+        finish is not searched), without building its byte row."""
+        chars: set[int] = set()
+        beyond_ascii = False
+        for block, _ in self._char_steps(self.start_key):
+            for lo, hi in block.ranges:
+                chars.update(range(lo, min(hi, 127) + 1))
+                beyond_ascii = beyond_ascii or hi > 127
+        return frozenset(chars), beyond_ascii
 
     def language_is_empty(self) -> bool:
         return not self.is_live(self.start_key)

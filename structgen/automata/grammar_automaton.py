@@ -40,11 +40,21 @@ from structgen.automata.byte_dfa import (
     intern,
 )
 from structgen.automata.earley import ESCAPED, EarleyTables
-from structgen.errors import GrammarError
-from structgen.grammar.cfg import Grammar, edge_lookarounds, looks_outside, reads_ahead
+from structgen.errors import EmptyLanguage, GrammarError
+from structgen.grammar.cfg import (
+    Grammar,
+    Terminal,
+    edge_lookarounds,
+    looks_outside,
+    reads_ahead,
+    terminal_followers,
+    trim,
+)
 from structgen.grammar.regular import single_character
 
 NO_GUARDS: frozenset = frozenset()
+# Character states of a terminal read to find whether its end lookaheads let a text follow.
+_MAX_END_SEARCH_STATES = 1000
 
 
 class EndContext(NamedTuple):
@@ -138,7 +148,6 @@ class GrammarAutomaton(LazyAutomaton):
     def __init__(self, grammar: Grammar, limits: Limits | None = None):
         super().__init__(limits)
         self.grammar = grammar
-        self.tables = EarleyTables(grammar, self.limits.max_states)
         self.terminal_names = list(grammar.terminals)
         self._terminal_index = {name: i for i, name in enumerate(self.terminal_names)}
         self.context = _context_bodies(grammar)
@@ -169,8 +178,83 @@ class GrammarAutomaton(LazyAutomaton):
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
         self._starting_lexemes_memo: dict[tuple[bool, int], tuple[int, ...]] = {}
         self._single_steps: dict[tuple[int, int], int] = {}
+        self.grammar = grammar = self._without_contradicted_lookaheads(grammar)
+        self.tables = EarleyTables(grammar, self.limits.max_states)
         start_sets = frozenset([(self.tables.start_set, PLAIN_END)])
         self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
+
+    def _without_contradicted_lookaheads(self, grammar: Grammar) -> Grammar:
+        """``grammar`` less the alternatives where a terminal whose every lexeme ends with a
+        lookahead stands before text that no such lookahead lets through (``A B`` with
+        ``A: /a+(?=c)/`` and ``B: "b"``; ``\\b`` or ``$`` before a letter).
+
+        Why: the lexeme would be offered and then lead nowhere, a dead end in the middle of a
+        generation (masks cannot see it: they decide tokens inside a terminal from its own
+        DFA, whatever follows). Decided on the first byte after the lexeme, from what may
+        follow each occurrence (``terminal_followers``, ignored text included), so an
+        alternative is dropped only when it derives nothing lark would accept; a lookahead
+        that reads further, or a terminal used in several places, may still leave one.
+        The terminals stay numbered as in ``grammar``.
+        """
+        guarded = {name for name, term in grammar.terminals.items()
+                   if name not in grammar.ignore and looks_outside(term) == (False, True)}
+        if not guarded:
+            return grammar
+        firsts: dict[str, tuple[frozenset[int], bool]] = {}
+        gaps = self._first_characters(grammar.ignore, firsts)
+        verdicts: dict[tuple, bool] = {}
+        while True:
+            followers = terminal_followers(grammar)
+            rules = {lhs: tuple(alt for a, alt in enumerate(alternatives)
+                                if all(self._may_end_before(s.name, followers[lhs, a, i],
+                                                            gaps, firsts, verdicts)
+                                       for i, s in enumerate(alt)
+                                       if isinstance(s, Terminal) and s.name in guarded))
+                     for lhs, alternatives in grammar.rules.items()}
+            if rules == dict(grammar.rules):
+                return grammar
+            try:
+                trimmed = trim(Grammar(rules, grammar.terminals, grammar.start, grammar.ignore))
+            except EmptyLanguage as error:
+                raise EmptyLanguage(f"{error}: the lookaheads at the ends of its terminals "
+                                    "refuse every text the grammar lets follow them") from None
+            grammar = Grammar(trimmed.rules, grammar.terminals, grammar.start, grammar.ignore)
+
+    def _may_end_before(self, name: str, followers: tuple[frozenset[str], bool],
+                        gaps: tuple[frozenset[int], bool],
+                        firsts: dict[str, tuple[frozenset[int], bool]],
+                        verdicts: dict[tuple, bool]) -> bool:
+        """Whether a lexeme of terminal ``name`` may end before what ``followers`` (from
+        ``terminal_followers``) lets come next: a lexeme of those terminals, ignored text
+        (``gaps``: its first characters, see :meth:`_first_characters`), or the end of the
+        text (``LazyByteDFA.may_end_before``)."""
+        after, may_end = followers
+        chars, beyond_ascii = self._first_characters(after, firsts)
+        key = (name, chars | gaps[0], beyond_ascii or gaps[1], may_end)
+        found = verdicts.get(key)
+        if found is None:
+            found = verdicts[key] = self.lexer(self._terminal_index[name]).may_end_before(
+                *key[1:], _MAX_END_SEARCH_STATES)
+        return found
+
+    def _first_characters(self, names, memo: dict[str, tuple[frozenset[int], bool]]
+                          ) -> tuple[frozenset[int], bool]:
+        """The ASCII characters that a lexeme of one of the terminals ``names`` may begin
+        with, and whether it may begin with another character (``LazyByteDFA.
+        first_characters``; any character after a lookbehind at its start, which makes its
+        first characters depend on the text before it)."""
+        chars: set[int] = set()
+        beyond_ascii = False
+        for name in names:
+            found = memo.get(name)
+            if found is None:
+                terminal = self._terminal_index[name]
+                found = memo[name] = (
+                    (frozenset(range(128)), True) if looks_outside(self.grammar.terminals[name])[0]
+                    else self.lexer(terminal).first_characters())
+            chars |= found[0]
+            beyond_ascii = beyond_ascii or found[1]
+        return frozenset(chars), beyond_ascii
 
     @property
     def sees_context(self) -> bool:

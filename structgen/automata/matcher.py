@@ -103,12 +103,12 @@ def _set_bits(mask: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def _collector_paused():
-    """Pause Python's cyclic garbage collector while a mask is built.
+    """Pause Python's cyclic garbage collector while an automaton or a mask is built.
 
-    A first visit allocates tens of thousands of small tuples and sets (Earley items, automaton
-    rows) that live on in caches, which sets off full collections over everything the process
-    holds (a tokenizer, a model): up to a few hundred ms per step, about a third of first-visit
-    time on a grammar. The work creates no reference cycles, so nothing waits for the
+    A compile or a first visit allocates tens of thousands of small tuples and sets (Earley
+    items, automaton rows, derivative terms) that live on in caches, which sets off full
+    collections over everything the process holds (a tokenizer, a model): up to a few hundred
+    ms per step, about a third of first-visit time on a grammar. The work creates no reference cycles, so nothing waits for the
     collector; it runs again afterwards, as the caller had it.
     """
     enabled = gc.isenabled()
@@ -416,18 +416,20 @@ class TokenConstraint:
         self._byte_complete = self._trie.byte_complete
         self._eos_ids = frozenset(vocab.eos_token_ids)
         producible = _producible_chars(self._trie.producible_bytes.tobytes())
+        reason = "the constraint accepts no string at all"
         try:
-            self._dfa = _automaton(_restrict(language, producible), limits)
+            with _collector_paused():  # as for masks: many small objects, no cycles
+                self._dfa = _automaton(_restrict(language, producible), limits)
             empty = self._dfa.language_is_empty()
-        except EmptyLanguage:
-            empty = True
+        except EmptyLanguage as error:
+            empty, reason = True, str(error)
         if empty:
             if producible is not None and not _automaton(language, limits).language_is_empty():
                 raise VocabularyError(
                     "the vocabulary cannot produce any string of the constraint's language: "
                     f"no token contains the bytes {_missing_bytes(self._trie)}"
                 )
-            raise EmptyLanguage("the constraint accepts no string at all")
+            raise EmptyLanguage(reason)
         self._eos_words = np.zeros(self.num_words, dtype=np.uint32)
         for eos in vocab.eos_token_ids:
             self._eos_words[eos >> 5] |= np.uint32(1 << (eos & 31))

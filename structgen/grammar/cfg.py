@@ -4,7 +4,7 @@ Every grammar source (Lark, JSON Schema) lowers to a :class:`Grammar`; the match
 one byte automaton per terminal and parses the terminal sequence. This module holds the IR and
 the compile-time passes over it, each a pure function from grammar to grammar or to a set of
 names: :func:`validate`, :func:`nullable`, :func:`productive`, :func:`reachable`, :func:`trim`,
-:func:`inline_regular`, and :func:`render` for messages.
+:func:`inline_regular`, :func:`terminal_followers`, and :func:`render` for messages.
 
 Semantics. A text is in the language when it splits as ``g0 t1 g1 t2 ... tk gk`` where the
 terminal names ``T1 .. Tk`` are derived from ``start``, each ``ti`` fully matches the term of
@@ -56,6 +56,7 @@ __all__ = [
     "reachable",
     "render",
     "term_nullable",
+    "terminal_followers",
     "trim",
     "validate",
 ]
@@ -286,6 +287,67 @@ def reachable(grammar: Grammar) -> frozenset[str]:
                     seen.add(symbol.name)
                     stack.append(symbol.name)
     return frozenset(seen)
+
+
+def terminal_followers(grammar: Grammar) -> dict[tuple[str, int, int], tuple[frozenset[str], bool]]:
+    """For each terminal occurrence, keyed ``(rule, alternative index, position)``: the
+    terminals that may come right after it in a sentence, and whether the sentence may end
+    right after it (ignored terminals, which may come anywhere, aside).
+
+    The classic FIRST and FOLLOW sets: what follows an occurrence is the first terminals of
+    the rest of its alternative, and, where that rest may be empty, what follows its rule
+    anywhere in the grammar (so an over-approximation where a rule is used in several
+    places). The matcher uses it to drop occurrences whose lookahead no follower can meet.
+    """
+    empty = nullable(grammar)
+    first: dict[str, set[str]] = {name: set() for name in grammar.rules}
+
+    def first_of(symbols: Expansion) -> tuple[set[str], bool]:
+        """The first terminals of ``symbols`` and whether they may derive the empty string."""
+        found: set[str] = set()
+        for symbol in symbols:
+            if isinstance(symbol, Terminal):
+                found.add(symbol.name)
+                return found, False
+            found |= first[symbol.name]
+            if symbol.name not in empty:
+                return found, False
+        return found, True
+
+    def grow(table: dict, name: str, items: Iterable) -> bool:
+        size = len(table[name])
+        table[name].update(items)
+        return len(table[name]) != size
+
+    changed = True
+    while changed:
+        changed = False
+        for name, alternatives in grammar.rules.items():
+            for alt in alternatives:
+                changed |= grow(first, name, first_of(alt)[0])
+    end = object()  # stands for the end of the sentence in the follow sets
+    follow: dict[str, set] = {name: set() for name in grammar.rules}
+    follow[grammar.start].add(end)
+    changed = True
+    while changed:
+        changed = False
+        for name, alternatives in grammar.rules.items():
+            for alt in alternatives:
+                for i, symbol in enumerate(alt):
+                    if isinstance(symbol, Nonterminal):
+                        after, may_vanish = first_of(alt[i + 1:])
+                        changed |= grow(follow, symbol.name,
+                                        after | follow[name] if may_vanish else after)
+    followers = {}
+    for name, alternatives in grammar.rules.items():
+        for a, alt in enumerate(alternatives):
+            for i, symbol in enumerate(alt):
+                if isinstance(symbol, Terminal):
+                    after, may_vanish = first_of(alt[i + 1:])
+                    if may_vanish:
+                        after = after | follow[name]
+                    followers[name, a, i] = (frozenset(after - {end}), end in after)
+    return followers
 
 
 def trim(grammar: Grammar) -> Grammar:
