@@ -17,6 +17,7 @@ import heapq
 import itertools
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -387,8 +388,12 @@ class LazyByteDFA(LazyAutomaton):
         return algebra.union(parts)
 
     def _end_class(self, guard: int, behind: frozenset) -> int:
-        held = frozenset(i for i, head in enumerate(self._context_heads) if head in behind)
-        return intern((guard, held), self.end_classes, self._end_class_ids)
+        return intern((guard, self._held(behind)), self.end_classes, self._end_class_ids)
+
+    def _held(self, behind: frozenset) -> frozenset[int]:
+        """The numbers of the ``context`` bodies that hold where the lookbehinds ``behind``
+        hold: those the last character matches."""
+        return frozenset(i for i, head in enumerate(self._context_heads) if head in behind)
 
     def guard_discharged(self, state: int) -> bool:
         """Whether guard ``state`` holds whatever text follows (its lookaheads are done)."""
@@ -467,26 +472,25 @@ class LazyByteDFA(LazyAutomaton):
                                                  for t in trackers))))
         return steps
 
-    def may_end_before(self, chars_after: frozenset[int], beyond_ascii: bool,
-                       text_may_end: bool, max_states: int) -> bool:
-        """Whether some lexeme of this terminal (a ``lexeme`` DFA) may end where the text goes
-        on with one of the ASCII characters ``chars_after`` (with ``beyond_ascii``, with some
-        other character too), or, with ``text_may_end``, where the text ends: whether its end
-        lookaheads let any of that through. Searched character by character, stopping at the
-        first such end; True where it cannot tell (a character beyond ASCII may follow, or the
-        terminal has more than ``max_states`` states)."""
+    def some_end(self, holds, max_states: int,
+                 after: Iterable[frozenset[int]] = (frozenset(),)) -> bool:
+        """Whether some lexeme of this terminal, started after a character matching the
+        ``context`` bodies of one of the sets ``after`` (see :meth:`start_after`), ends where
+        ``holds(guard, held)`` is true: ``guard`` the character-state key of the lookaheads
+        still reading on there (None for none), ``held`` the numbers of the ``context`` bodies
+        its last character matches. Searched character by character, without building byte
+        rows (which would spell out the large character sets of lookarounds), stopping at the
+        first such end; True where it cannot tell (more than ``max_states`` states)."""
         algebra = self.algebra
-        seen, todo = {self.start_key}, [self.start_key]
+        todo = list({self._payload[self.start_after(held)][1] for held in after})
+        seen = set(todo)
         while todo:
             key = todo.pop()
-            guard = self._guard_key(key) if algebra.has_end(key[0]) else None
-            if guard is not None:
-                if guard[0] == algebra.sigma_star() or beyond_ascii:
-                    return True
-                if text_may_end and self._finishes(guard):
-                    return True
-                term, behind = guard[0], self._behind(guard[1])
-                if any(algebra.derivative(term, c, behind) != EMPTY for c in chars_after):
+            if self._finishes(key):
+                guard = self._guard_key(key) if self.lexeme and algebra.has_end(key[0]) else None
+                if guard is not None and guard[0] == algebra.sigma_star():
+                    guard = None
+                if holds(guard, self._held(self._behind(key[1]))):
                     return True
             for _, nxt in self._char_steps(key):
                 if nxt not in seen:
@@ -496,16 +500,36 @@ class LazyByteDFA(LazyAutomaton):
                     todo.append(nxt)
         return False
 
-    def first_characters(self) -> tuple[frozenset[int], bool]:
-        """The ASCII characters a match may begin with, and whether it may begin with another
-        character: read off the start state's derivatives (a superset: whether the rest can
-        finish is not searched), without building its byte row."""
+    def guard_lets_through(self, guard: tuple, chars_after: frozenset[int], beyond_ascii: bool,
+                           text_may_end: bool) -> bool:
+        """Whether the lookaheads of ``guard`` (a key from :meth:`some_end`) may hold where the
+        text goes on with one of the ASCII characters ``chars_after`` (with ``beyond_ascii``,
+        with some other character too: then they are taken to), or, with ``text_may_end``,
+        where it ends."""
+        if beyond_ascii or (text_may_end and self._finishes(guard)):
+            return True
+        term, behind = guard[0], self._behind(guard[1])
+        return any(self.algebra.derivative(term, c, behind) != EMPTY for c in chars_after)
+
+    def starts_after(self, held: frozenset[int]) -> bool:
+        """Whether a match may start after a character matching the ``context`` bodies
+        numbered ``held`` (and no other; none at the start of the text): whether its
+        lookbehinds let some first character through then."""
+        return bool(self._char_steps(self._payload[self.start_after(held)][1]))
+
+    def first_characters(self, after: Iterable[frozenset[int]] = (frozenset(),)
+                         ) -> tuple[frozenset[int], bool]:
+        """The ASCII characters a match may begin with after a character matching the
+        ``context`` bodies of one of the sets ``after`` (see :meth:`start_after`), and whether
+        it may begin with another character: read off the start states' derivatives (a
+        superset: whether the rest can finish is not searched), without building byte rows."""
         chars: set[int] = set()
         beyond_ascii = False
-        for block, _ in self._char_steps(self.start_key):
-            for lo, hi in block.ranges:
-                chars.update(range(lo, min(hi, 127) + 1))
-                beyond_ascii = beyond_ascii or hi > 127
+        for held in after:
+            for block, _ in self._char_steps(self._payload[self.start_after(held)][1]):
+                for lo, hi in block.ranges:
+                    chars.update(range(lo, min(hi, 127) + 1))
+                    beyond_ascii = beyond_ascii or hi > 127
         return frozenset(chars), beyond_ascii
 
     def language_is_empty(self) -> bool:

@@ -26,6 +26,7 @@ the bytes actually read; token masks are assembled from the threads' terminal DF
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import NamedTuple
 
@@ -43,7 +44,6 @@ from structgen.automata.earley import ESCAPED, EarleyTables
 from structgen.errors import EmptyLanguage, GrammarError
 from structgen.grammar.cfg import (
     Grammar,
-    Terminal,
     edge_lookarounds,
     looks_outside,
     reads_ahead,
@@ -160,6 +160,9 @@ class GrammarAutomaton(LazyAutomaton):
             i for i, name in enumerate(self.terminal_names)
             if reads_ahead(grammar.terminals[name]))
         self._lexeme_ends = self._lookahead_ends | self._longest
+        self._looking_back = frozenset(  # terminals whose first lexeme may see the start
+            i for i, name in enumerate(self.terminal_names)
+            if looks_outside(grammar.terminals[name])[0])
         self._read_alone_too = frozenset(  # lookaheads inside: see ``LazyByteDFA``'s ``alone``
             t for t in self._lookahead_ends
             if not looks_outside(grammar.terminals[self.terminal_names[t]])[1])
@@ -178,46 +181,55 @@ class GrammarAutomaton(LazyAutomaton):
         self._spawn_memo: dict[tuple[int, int], frozenset] = {}
         self._starting_lexemes_memo: dict[tuple[bool, int], tuple[int, ...]] = {}
         self._single_steps: dict[tuple[int, int], int] = {}
-        self.grammar = grammar = self._without_contradicted_lookaheads(grammar)
+        self.grammar = grammar = self._without_contradicted_lookarounds(grammar)
         self.tables = EarleyTables(grammar, self.limits.max_states)
         start_sets = frozenset([(self.tables.start_set, PLAIN_END)])
         self.start = self._state(self._spawn(self.tables.start_set, PLAIN_END), start_sets)
 
-    def _without_contradicted_lookaheads(self, grammar: Grammar) -> Grammar:
-        """``grammar`` less the alternatives where a terminal whose every lexeme ends with a
-        lookahead stands before text that no such lookahead lets through (``A B`` with
-        ``A: /a+(?=c)/`` and ``B: "b"``; ``\\b`` or ``$`` before a letter).
+    def _without_contradicted_lookarounds(self, grammar: Grammar) -> Grammar:
+        """``grammar`` less the alternatives where a terminal's lookarounds refuse whatever
+        the grammar lets stand next to it: a terminal whose every lexeme ends with a lookahead
+        before text that none lets through (``A B`` with ``A: /a+(?=c)/`` and ``B: "b"``;
+        ``\\b`` or ``$`` before a letter), or one whose lookbehind at its start refuses every
+        character that may come before it (``/(?<!a)b/`` after ``"a"``).
 
         Why: the lexeme would be offered and then lead nowhere, a dead end in the middle of a
         generation (masks cannot see it: they decide tokens inside a terminal from its own
-        DFA, whatever follows). Decided on the first byte after the lexeme, from what may
-        follow each occurrence (``terminal_followers``, ignored text included), so an
-        alternative is dropped only when it derives nothing lark would accept; a lookahead
-        that reads further, or a terminal used in several places, may still leave one.
-        The terminals stay numbered as in ``grammar``.
+        DFA, whatever follows). Decided on the one character next to the lexeme, from what
+        may stand there at each occurrence (``terminal_followers``, ignored text included),
+        so an alternative is dropped only when it derives nothing lark would accept; a
+        lookahead that reads further, or a terminal in a rule used in several places, may
+        still leave one. The terminals stay numbered as in ``grammar``.
         """
-        guarded = {name for name, term in grammar.terminals.items()
-                   if name not in grammar.ignore and looks_outside(term) == (False, True)}
-        if not guarded:
+        outward = {name: looks_outside(term) for name, term in grammar.terminals.items()
+                   if name not in grammar.ignore}
+        ahead = {name for name, (_, forward) in outward.items() if forward}
+        behind = {name for name, (backward, _) in outward.items() if backward}
+        if not ahead and not behind:
             return grammar
         firsts: dict[str, tuple[frozenset[int], bool]] = {}
         gaps = self._first_characters(grammar.ignore, firsts)
         verdicts: dict[tuple, bool] = {}
         while True:
-            followers = terminal_followers(grammar)
-            rules = {lhs: tuple(alt for a, alt in enumerate(alternatives)
-                                if all(self._may_end_before(s.name, followers[lhs, a, i],
-                                                            gaps, firsts, verdicts)
-                                       for i, s in enumerate(alt)
-                                       if isinstance(s, Terminal) and s.name in guarded))
-                     for lhs, alternatives in grammar.rules.items()}
-            if rules == dict(grammar.rules):
+            dropped = set()
+            for (lhs, a, i), after in terminal_followers(grammar).items():
+                name = grammar.rules[lhs][a][i].name
+                if (name in ahead and not self._may_end_before(name, after, gaps, firsts,
+                                                               verdicts)
+                        or not self._may_be_followed(name, after, behind, grammar.ignore,
+                                                     verdicts)):
+                    dropped.add((lhs, a))
+            if not dropped:
                 return grammar
+            rules = {lhs: tuple(alt for a, alt in enumerate(alternatives)
+                                if (lhs, a) not in dropped)
+                     for lhs, alternatives in grammar.rules.items()}
             try:
                 trimmed = trim(Grammar(rules, grammar.terminals, grammar.start, grammar.ignore))
             except EmptyLanguage as error:
-                raise EmptyLanguage(f"{error}: the lookaheads at the ends of its terminals "
-                                    "refuse every text the grammar lets follow them") from None
+                raise EmptyLanguage(f"{error}: the lookarounds at the edges of its terminals "
+                                    "refuse every text the grammar lets stand next to them"
+                                    ) from None
             grammar = Grammar(trimmed.rules, grammar.terminals, grammar.start, grammar.ignore)
 
     def _may_end_before(self, name: str, followers: tuple[frozenset[str], bool],
@@ -227,34 +239,74 @@ class GrammarAutomaton(LazyAutomaton):
         """Whether a lexeme of terminal ``name`` may end before what ``followers`` (from
         ``terminal_followers``) lets come next: a lexeme of those terminals, ignored text
         (``gaps``: its first characters, see :meth:`_first_characters`), or the end of the
-        text (``LazyByteDFA.may_end_before``)."""
+        text."""
         after, may_end = followers
         chars, beyond_ascii = self._first_characters(after, firsts)
-        key = (name, chars | gaps[0], beyond_ascii or gaps[1], may_end)
+        key = ("ahead", name, chars | gaps[0], beyond_ascii or gaps[1], may_end)
         found = verdicts.get(key)
         if found is None:
-            found = verdicts[key] = self.lexer(self._terminal_index[name]).may_end_before(
-                *key[1:], _MAX_END_SEARCH_STATES)
+            lexer = self.lexer(self._terminal_index[name])
+            starts = self._start_contexts(name)
+            found = verdicts[key] = starts is None or lexer.some_end(
+                lambda guard, _: guard is None or lexer.guard_lets_through(guard, *key[2:]),
+                _MAX_END_SEARCH_STATES, starts)
         return found
+
+    def _may_be_followed(self, name: str, followers: tuple[frozenset[str], bool],
+                         behind: set[str], ignored: frozenset[str],
+                         verdicts: dict[tuple, bool]) -> bool:
+        """Whether something may follow a lexeme of terminal ``name`` where ``followers``
+        (from ``terminal_followers``) may: the end of the text, ignored text, a terminal
+        without a lookbehind at its start (none of those in ``behind``), or one whose
+        lookbehind lets the last character of some lexeme of ``name`` through."""
+        after, may_end = followers
+        if may_end or ignored or not after <= behind:
+            return True
+        starts = self._start_contexts(name)
+        if starts is None:
+            return True
+        lexer = self.lexer(self._terminal_index[name])
+        for follower in sorted(after):
+            key = ("behind", follower, name)
+            found = verdicts.get(key)
+            if found is None:
+                starts_after = self.lexer(self._terminal_index[follower]).starts_after
+                found = verdicts[key] = lexer.some_end(
+                    lambda _, held, starts_after=starts_after: starts_after(held),
+                    _MAX_END_SEARCH_STATES, starts)
+            if found:
+                return True
+        return False
 
     def _first_characters(self, names, memo: dict[str, tuple[frozenset[int], bool]]
                           ) -> tuple[frozenset[int], bool]:
         """The ASCII characters that a lexeme of one of the terminals ``names`` may begin
-        with, and whether it may begin with another character (``LazyByteDFA.
-        first_characters``; any character after a lookbehind at its start, which makes its
-        first characters depend on the text before it)."""
+        with, whatever comes before it (:meth:`_start_contexts`), and whether it may begin
+        with another character (``LazyByteDFA.first_characters``)."""
         chars: set[int] = set()
         beyond_ascii = False
         for name in names:
             found = memo.get(name)
             if found is None:
-                terminal = self._terminal_index[name]
+                starts = self._start_contexts(name)
                 found = memo[name] = (
-                    (frozenset(range(128)), True) if looks_outside(self.grammar.terminals[name])[0]
-                    else self.lexer(terminal).first_characters())
+                    (frozenset(range(128)), True) if starts is None
+                    else self.lexer(self._terminal_index[name]).first_characters(starts))
             chars |= found[0]
             beyond_ascii = beyond_ascii or found[1]
         return frozenset(chars), beyond_ascii
+
+    def _start_contexts(self, name: str) -> tuple[frozenset[int], ...] | None:
+        """The sets of context bodies (``LazyByteDFA.start_after``) that the character before a
+        lexeme of terminal ``name`` may match, as far as its start can tell them apart: one
+        (none) without a lookbehind at its start, every set of the grammar's few bodies with
+        one, None (any) past four bodies."""
+        if not looks_outside(self.grammar.terminals[name])[0]:
+            return (frozenset(),)
+        if len(self.context) > 4:
+            return None
+        return tuple(frozenset(held) for n in range(len(self.context) + 1)
+                     for held in itertools.combinations(range(len(self.context)), n))
 
     @property
     def sees_context(self) -> bool:
@@ -279,10 +331,11 @@ class GrammarAutomaton(LazyAutomaton):
 
     def lexeme_start(self, terminal: int, context: int) -> tuple[int, int] | None:
         """``(lexer, state)`` where a lexeme of ``terminal`` starts after a lexeme end that
-        left end context ``context``; None when its guards refuse every first byte. Guards
+        left end context ``context``; None when its guards refuse every first byte, or its
+        lookbehind the character before it (the start of the text included). Guards
         that read none of its first bytes (``\\b`` before a space) leave the terminal's own
         lexer, so that it shares its walks with every other context."""
-        if context == PLAIN_END:
+        if context == PLAIN_END and terminal not in self._looking_back:
             return terminal, LEXER_START
         key = (terminal, context)
         if key in self._starting_memo:
@@ -290,7 +343,9 @@ class GrammarAutomaton(LazyAutomaton):
         lexer = self.lexer(terminal)
         found: tuple[int, int] | None = (terminal, lexer.start_after(self.end_contexts[context].held))
         lexer.materialize(found[1])
-        if (self.context_split(context)[1] & (lexer.trans[found[1]] >= 0)).any():
+        if not (lexer.trans[found[1]] >= 0).any():  # its lookbehind refuses what came before
+            found = None
+        elif (self.context_split(context)[1] & (lexer.trans[found[1]] >= 0)).any():
             found = (self.guarded_lexer_id(terminal), self.guarded_start(terminal, context))
             if not (self.lexer(found[0]).trans[found[1]] >= 0).any():
                 found = None

@@ -1017,7 +1017,8 @@ class TokenConstraint:
         data = self.vocab.token_bytes(token_id)
         if not data or not self.vocab.is_text(token_id):
             return DEAD
-        return self._dfa.walk(state, data)
+        with _collector_paused():  # a first visit builds states, as a mask does
+            return self._dfa.walk(state, data)
 
     def is_eos(self, token_id: int) -> bool:
         return token_id in self._eos_ids

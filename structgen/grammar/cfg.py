@@ -297,7 +297,8 @@ def terminal_followers(grammar: Grammar) -> dict[tuple[str, int, int], tuple[fro
     The classic FIRST and FOLLOW sets: what follows an occurrence is the first terminals of
     the rest of its alternative, and, where that rest may be empty, what follows its rule
     anywhere in the grammar (so an over-approximation where a rule is used in several
-    places). The matcher uses it to drop occurrences whose lookahead no follower can meet.
+    places). The matcher uses it to drop occurrences that the lookarounds of the lexemes on
+    either side of them refuse.
     """
     empty = nullable(grammar)
     first: dict[str, set[str]] = {name: set() for name in grammar.rules}
