@@ -12,12 +12,14 @@ completion can always be spelled one byte per token. The ball of states around a
   single-byte token, are searched instead (:func:`bfs_completion`, breadth first, stopping at
   the first accepting state or where a known distance settles it; the states on the shortest
   path found get their exact distances cached).
-* :class:`GrammarCompletion` (a grammar automaton, but where lookarounds read past a lexeme's
-  end and the automaton is searched): a state is a set of lexer threads (Earley set, terminal,
-  lexer state): the shortest completion finishes one
+* :class:`GrammarCompletion` (a grammar automaton): a state is a set of lexer threads (Earley
+  set, terminal, lexer state): the shortest completion finishes one
   thread's lexeme (a search in the terminal's DFA), then derives the parse's remaining symbols
   by their shortest yields, climbing the items' origins (Earley items ``(rule, dot, origin)``).
   Everything is cached per Earley set and per nonterminal, so a new state costs a few lookups.
+  Where a lookahead reads past a lexeme into the next ones (a guard), what it asks of them is
+  not counted: the length is then a lower bound (searching the automaton instead visits tens
+  of thousands of states, a second or more per token on ``sql``, and gives up).
 """
 
 from __future__ import annotations
@@ -122,12 +124,22 @@ class GrammarCompletion:
         self._ignored = {automaton.terminal_index(name) for name in automaton.grammar.ignore}
         self._lexers = [RegularCompletion(automaton.lexer(t), usable, structural, limit)
                         for t in range(len(automaton.terminal_names))]
-        self._terminal_length = [lexer.state(lexer.automaton.start) for lexer in self._lexers]
+        self._terminal_length = [self._shortest_lexeme(t)
+                                 for t in range(len(automaton.terminal_names))]
         self._yield = self._shortest_yields()
         self._suffix: dict[tuple[int, int], float] = {}
         self._climb: dict[int, dict[str, float]] = {}
         self._finish: dict[int, float] = {}
         self._states: dict[int, float] = {}
+
+    def _shortest_lexeme(self, terminal: int) -> float:
+        """The fewest bytes of a lexeme of ``terminal``, whatever character comes before it
+        (a lookbehind at its start may refuse to start at the start of the text alone)."""
+        lexer = self._lexers[terminal]
+        starts = self.automaton.start_contexts(self.automaton.terminal_names[terminal])
+        if starts is None:
+            return 1.0  # too many lookbehind bodies to try: the least a lexeme can be
+        return min(lexer.state(lexer.automaton.start_after(held)) for held in starts)
 
     def state(self, state: int) -> float:
         """The fewest bytes from byte-automaton ``state`` to acceptance (``INFINITE``: none)."""

@@ -246,7 +246,7 @@ class GrammarAutomaton(LazyAutomaton):
         found = verdicts.get(key)
         if found is None:
             lexer = self.lexer(self._terminal_index[name])
-            starts = self._start_contexts(name)
+            starts = self.start_contexts(name)
             found = verdicts[key] = starts is None or lexer.some_end(
                 lambda guard, _: guard is None or lexer.guard_lets_through(guard, *key[2:]),
                 _MAX_END_SEARCH_STATES, starts)
@@ -262,7 +262,7 @@ class GrammarAutomaton(LazyAutomaton):
         after, may_end = followers
         if may_end or ignored or not after <= behind:
             return True
-        starts = self._start_contexts(name)
+        starts = self.start_contexts(name)
         if starts is None:
             return True
         lexer = self.lexer(self._terminal_index[name])
@@ -281,14 +281,14 @@ class GrammarAutomaton(LazyAutomaton):
     def _first_characters(self, names, memo: dict[str, tuple[frozenset[int], bool]]
                           ) -> tuple[frozenset[int], bool]:
         """The ASCII characters that a lexeme of one of the terminals ``names`` may begin
-        with, whatever comes before it (:meth:`_start_contexts`), and whether it may begin
+        with, whatever comes before it (:meth:`start_contexts`), and whether it may begin
         with another character (``LazyByteDFA.first_characters``)."""
         chars: set[int] = set()
         beyond_ascii = False
         for name in names:
             found = memo.get(name)
             if found is None:
-                starts = self._start_contexts(name)
+                starts = self.start_contexts(name)
                 found = memo[name] = (
                     (frozenset(range(128)), True) if starts is None
                     else self.lexer(self._terminal_index[name]).first_characters(starts))
@@ -296,7 +296,7 @@ class GrammarAutomaton(LazyAutomaton):
             beyond_ascii = beyond_ascii or found[1]
         return frozenset(chars), beyond_ascii
 
-    def _start_contexts(self, name: str) -> tuple[frozenset[int], ...] | None:
+    def start_contexts(self, name: str) -> tuple[frozenset[int], ...] | None:
         """The sets of context bodies (``LazyByteDFA.start_after``) that the character before a
         lexeme of terminal ``name`` may match, as far as its start can tell them apart: one
         (none) without a lookbehind at its start, every set of the grammar's few bodies with

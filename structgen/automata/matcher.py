@@ -1041,21 +1041,19 @@ class TokenConstraint:
         """The fewest bytes that complete a match from ``state``, counting only bytes that are
         tokens by themselves: so also an upper bound on the tokens needed. 0 after EOS; None
         when no such completion exists or the search gave up (see ``structgen.automata.
-        completion``)."""
+        completion``: for a grammar whose lookaheads read past a lexeme, a lower bound)."""
         if state == _ENDED:
             return 0
         if state < 0:
             return None
         if self._completion is None:
             dfa = self._dfa
-            if isinstance(dfa, GrammarAutomaton) and not dfa.sees_context:
+            if isinstance(dfa, GrammarAutomaton):
                 self._completion = GrammarCompletion(dfa, self._trie.single_bytes,
                                                      self._byte_complete, _MAX_COMPLETION_SEARCH)
-            else:  # lookarounds reading past a lexeme: searched in the automaton itself
-                self._completion = RegularCompletion(
-                    dfa, self._trie.single_bytes,
-                    self._byte_complete and not isinstance(dfa, GrammarAutomaton),
-                    _MAX_COMPLETION_SEARCH)
+            else:
+                self._completion = RegularCompletion(dfa, self._trie.single_bytes,
+                                                     self._byte_complete, _MAX_COMPLETION_SEARCH)
         found = self._completion.state(state)
         return None if found == INFINITE else int(found)
 

@@ -265,16 +265,17 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
                 after = concat(greedy(item), after)
             found = Seq(tuple(reversed(items)))
         elif isinstance(node, Alt):
-            items = [visit(item, rest, stop, ordered) for item in node.items]
+            alternatives = _uncovered_branches(node.items)
+            items = [visit(item, rest, stop, ordered) for item in alternatives]
             if stop is None and ordered:
-                branches = tuple(map(greedy, node.items))
+                branches = tuple(map(greedy, alternatives))
                 before = (shadowing(branches, rest) if shadowing is not None
                           else [range(i) for i in range(len(branches))])
                 for i, earlier in enumerate(before):
                     if earlier:
                         first = concat(_alternatives(tuple(branches[j] for j in earlier)), rest)
                         items[i] = Seq((Look(first, ahead=True, negate=True), items[i]))
-            found = Alt(tuple(items))
+            found = _alternatives(tuple(items))
         elif isinstance(node, LazyRepeat):
             until = rest if stop is None else stop
             item = visit(node.item, EPSILON, until)
@@ -310,6 +311,31 @@ def first_matches(term: Term, shadowing: Callable[[tuple[Term, ...], Term], list
 
 
 _UNROLLED = 8  # bounded repetitions up to this count are written out round by round
+
+
+def _uncovered_branches(branches: tuple[Term, ...]) -> tuple[Term, ...]:
+    """``branches`` less what earlier ones already match: a branch the same as an earlier
+    one goes, and a one-character branch loses the characters of earlier one-character
+    branches (``(DIGIT|\\w)`` is ``[0-9]|[^\\W0-9]``; ``([^a]| )+`` keeps one branch). On
+    such a character ``re.match`` never takes the later branch where an earlier one would not
+    lead to a match too (tried first, the earlier one reads the same text and goes on alike);
+    the language is the same; and guarded instead, the branch would carry a lookahead reading
+    past its lexeme for nothing."""
+    kept: list[Term] = []
+    covered = CharSet(())
+    for branch in branches:
+        chars = single_character(branch)
+        if chars is not None:
+            new = chars & ~covered
+            if new == CharSet(()):
+                continue
+            covered = covered | chars
+            if new != chars:
+                branch = Chars(new)
+        elif any(_same_term(branch, earlier) for earlier in kept):
+            continue
+        kept.append(branch)
+    return tuple(kept)
 
 
 def _alternatives(items: tuple[Term, ...]) -> Term:
