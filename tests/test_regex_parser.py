@@ -1283,6 +1283,24 @@ def test_patterned_alternatives_are_tried_in_order_like_re_match(branches, rest)
     assert_takes_what_re_match_takes(pattern, "abx", 5)
 
 
+@settings(max_examples=80, deadline=None)
+@given(branches=st.lists(st.sampled_from(["a", "b", "[ab]", "[^a]", "[^b]", "x", "ab", "a|b"]),
+                         min_size=2, max_size=5),
+       repeat=st.sampled_from(["", "+", "*", "{2}", "{1,3}"]),
+       rest=st.sampled_from(["", "b", "a?", "(?=b)", "x+"]))
+def test_branches_within_earlier_ones_read_nothing_past_the_match(branches, repeat, rest):
+    """One-character branches overlapping earlier ones (``([^a]| )+``, ``(DIGIT|\\w)*``)
+    lose the characters the earlier ones take, and repeated branches go, instead of being
+    guarded by a lookahead that reads past the match: still exactly what ``re.match`` takes
+    whole, and no lookahead where the pattern has none. Every text of up to five
+    characters."""
+    pattern = f"(?:{'|'.join(f'(?:{b})' for b in branches)}){repeat}{rest}"
+    assert_takes_what_re_match_takes(pattern, "abx", 5)
+    if all(len(b) == 1 or b.startswith("[") for b in branches) and "(?" not in rest:
+        term = parse_regex(pattern, first_match=True)
+        assert not any(isinstance(node, Look) for node in subterms(term)), pattern
+
+
 @pytest.mark.parametrize("pattern", [
     r"a+(b.*?c)?", r'".*?"', r"a+b*?", r"<c+?>|#", r".+?(?=;)", r"x(a.*?)b", r"(?:a.*?b)+c",
     r'".*?(?<!\\)(\\\\)*?"', r"a{2,4}?b", r"a*?(ab)?", r"(?:a+?b)*", r"(?:ab??)+c",
