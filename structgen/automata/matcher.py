@@ -108,8 +108,9 @@ def _collector_paused():
     A compile or a first visit allocates tens of thousands of small tuples and sets (Earley
     items, automaton rows, derivative terms) that live on in caches, which sets off full
     collections over everything the process holds (a tokenizer, a model): up to a few hundred
-    ms per step, about a third of first-visit time on a grammar. The work creates no reference cycles, so nothing waits for the
-    collector; it runs again afterwards, as the caller had it.
+    ms per step, about a third of first-visit time on a grammar. The work creates no
+    reference cycles, so nothing waits for the collector; it runs again afterwards, as the
+    caller had it.
     """
     enabled = gc.isenabled()
     gc.disable()
