@@ -282,6 +282,22 @@ def test_max_tokens_below_the_shortest_match_still_cuts(long_winded):
     assert result.finish_reason == "length" and result.text == "a" * 4
 
 
+def test_a_row_whose_completion_was_a_lower_bound_goes_on_unbudgeted():
+    """Ignored text is taken by its longest match, which the grammar's shortest completion
+    does not count: after ``#x`` it says one byte (``a``), though the comment must first end
+    with a newline. When then no token fits the tokens left, the row goes on with the
+    sampler's own choice (it used to crash on a disallowed token) and is cut by the budget."""
+    def commenting(context: tuple[int, ...]) -> list[float]:
+        return [0.05, 0.6, 0.3, 0.04, 0.01]  # a, #, x, newline, EOS
+
+    model = ToyModel([b"a", b"#", b"x", b"\n"], commenting)
+    grammar = sg.grammar('start: "a"\n%ignore /#[^\\n]*/\n%ignore "\\n"\n')
+    for max_tokens in (2, 3, 4, 6):
+        result = sg.generate(model, "", grammar, max_tokens=max_tokens, return_result=True)
+        assert len(result.token_ids) <= max_tokens
+        assert result.finish_reason == "length" or result.text.endswith("a"), result.text
+
+
 # A model over printable ASCII that rambles: it never prefers to close anything.
 ASCII_TOKENS = [bytes([b]) for b in range(32, 127)] + [b"aa", b"  ", b"\":"]
 

@@ -444,12 +444,20 @@ class DecodeRun:
         conditioned on fitting. After ``_REDRAWS_BEFORE_FILTER`` misses every allowed token is
         checked at once."""
         excluded: set[int] = set()
+        allowed: list[int] | None = None
+        chosen = token
         while not self._fits(row, matcher, token, generated):
             excluded.add(token)
             row.counts["budget_exclusions"] = row.counts.get("budget_exclusions", 0) + 1
+            allowed = _allowed_tokens(matcher) if allowed is None else allowed
             if len(excluded) == _REDRAWS_BEFORE_FILTER:
-                excluded.update(t for t in _allowed_tokens(matcher)
-                                if not self._fits(row, matcher, t, generated))
+                excluded.update(t for t in allowed if not self._fits(row, matcher, t, generated))
+            if excluded.issuperset(allowed):
+                # No token fits, though the shortest completion said one would: a grammar's
+                # is a lower bound where lookaheads (or ignored text's longest match) read past
+                # a lexeme. The row goes on unbudgeted, with the sampler's own choice.
+                row.budgeted = False
+                return chosen
             started = time.perf_counter()
             rows = RowConstraints([matcher], self._unconstrained, [excluded])
             selection = self.sampler.select(logprobs.unsqueeze(0), rows, self.generator)
