@@ -282,20 +282,40 @@ def test_max_tokens_below_the_shortest_match_still_cuts(long_winded):
     assert result.finish_reason == "length" and result.text == "a" * 4
 
 
-def test_a_row_whose_completion_was_a_lower_bound_goes_on_unbudgeted():
-    """Ignored text is taken by its longest match, which the grammar's shortest completion
-    does not count: after ``#x`` it says one byte (``a``), though the comment must first end
-    with a newline. When then no token fits the tokens left, the row goes on with the
-    sampler's own choice (it used to crash on a disallowed token) and is cut by the budget."""
+def test_ignored_text_taken_by_its_longest_match_counts_the_byte_that_ends_it():
+    """After ``#x`` the comment must end with a newline (ignored too) before ``a``: two
+    bytes, not the one the next terminal alone would take; inside or after the newline, as
+    a search finds."""
+    grammar = sg.grammar('start: "a"\n%ignore /#[^\\n]*/\n%ignore "\\n"\n')
+    compiled = sg.compile(grammar, FULL_VOCAB)
+    usable = _usable(FULL_VOCAB)
+    matcher = compiled.matcher()
+    for byte in b"#x\n":
+        assert matcher.advance(byte)
+        expected = _reference_completion(compiled, matcher.state, usable)
+        assert matcher.completion_bytes() == expected
+
+
+def test_a_row_in_which_no_token_fits_goes_on_unbudgeted(monkeypatch):
+    """Where a shortest completion errs low (a grammar's lookaheads reading past a lexeme),
+    a row may come to where every allowed token is excluded: it goes on with the sampler's
+    own choice, to be cut by the budget (the loop used to spin, or take a disallowed
+    token). Forced here by completions that no token after the first can meet."""
     def commenting(context: tuple[int, ...]) -> list[float]:
         return [0.05, 0.6, 0.3, 0.04, 0.01]  # a, #, x, newline, EOS
 
     model = ToyModel([b"a", b"#", b"x", b"\n"], commenting)
     grammar = sg.grammar('start: "a"\n%ignore /#[^\\n]*/\n%ignore "\\n"\n')
-    for max_tokens in (2, 3, 4, 6):
-        result = sg.generate(model, "", grammar, max_tokens=max_tokens, return_result=True)
-        assert len(result.token_ids) <= max_tokens
-        assert result.finish_reason == "length" or result.text.endswith("a"), result.text
+    calls = []  # the first call is the row's own budget check, at the start
+
+    def erring(self, state: int) -> int:
+        calls.append(state)
+        return 0 if len(calls) == 1 else 10**6
+
+    monkeypatch.setattr(sg.TokenConstraint, "completion_bytes", erring)
+    result = sg.generate(model, "", grammar, max_tokens=3, return_result=True)
+    assert result.finish_reason == "length" and len(result.token_ids) == 3
+    assert result.text == "###"  # the greedy choice, "#", at every step
 
 
 # A model over printable ASCII that rambles: it never prefers to close anything.

@@ -121,6 +121,7 @@ class GrammarCompletion:
                  limit: int):
         self.automaton = automaton
         self.tables = automaton.tables
+        self._usable = usable
         self._ignored = {automaton.terminal_index(name) for name in automaton.grammar.ignore}
         self._lexers = [RegularCompletion(automaton.lexer(t), usable, structural, limit)
                         for t in range(len(automaton.terminal_names))]
@@ -160,10 +161,44 @@ class GrammarCompletion:
                 if scanned >= 0:
                     after = self.finish(scanned)
                 if terminal in self._ignored:
-                    after = min(after, self.finish(set_id))
+                    after = min(after, self._after_ignored(
+                        set_id, terminal, automaton.terminal_state(lexer_id, lexer_state), rest))
                 best = min(best, rest + after)
         self._states[state] = best
         return best
+
+    def _after_ignored(self, set_id: int, terminal: int, lexer_state: int,
+                       rest: float) -> float:
+        """The fewest bytes that complete the parse from Earley set ``set_id`` after ignored
+        text of ``terminal`` ends (``rest`` bytes on from ``lexer_state``). Ignored text is
+        taken by its longest match: where it ends right here and could go on (a ``#``
+        comment before anything but a newline), the next byte must be one it cannot go on
+        with; when no terminal the set expects may begin so, another ignored lexeme must come
+        first (the comment's newline), and its bytes count too."""
+        after = self.finish(set_id)
+        if rest or not after:
+            return after  # it ends further on, or the text may end here
+        lexer = self.automaton.lexer(terminal)
+        lexer.materialize(lexer_state)
+        stops = lexer.trans[lexer_state] < 0  # the bytes that do not lengthen it
+        if not stops.any() or any(stops[self._first_bytes(name)].any()
+                                  for name in self.tables.expected(set_id)):
+            return after
+        between = INFINITE
+        for ignored in self._ignored:
+            gap = self.automaton.lexer(ignored)
+            gap.materialize(gap.start)
+            starts = stops & self._usable & (gap.trans[gap.start] >= 0)
+            for byte in np.flatnonzero(starts).tolist():
+                onward = self._lexers[ignored].state(int(gap.trans[gap.start, byte]))
+                between = min(between, 1 + onward)
+        return between + after if between < INFINITE else after
+
+    def _first_bytes(self, name: str) -> np.ndarray:
+        """The bytes a lexeme of terminal ``name`` may begin with, as 256 booleans."""
+        lexer = self.automaton.lexer(self.automaton.terminal_index(name))
+        lexer.materialize(lexer.start)
+        return lexer.trans[lexer.start] >= 0
 
     def lexeme_rest(self, terminal: int, lexer_state: int) -> float:
         """The fewest bytes that end ``terminal``'s lexeme from its lexer's ``lexer_state``."""
