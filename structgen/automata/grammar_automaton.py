@@ -308,12 +308,6 @@ class GrammarAutomaton(LazyAutomaton):
         return tuple(frozenset(held) for n in range(len(self.context) + 1)
                      for held in itertools.combinations(range(len(self.context)), n))
 
-    @property
-    def sees_context(self) -> bool:
-        """Whether some terminal's lookaround reads the text around its lexeme (ignored text
-        taken by its longest match aside: its guards never ask for more text)."""
-        return bool(self.context or self._lookahead_ends)
-
     def language_is_empty(self) -> bool:
         return not self.accepting[self.start] and not self._payload[self.start][0]
 
