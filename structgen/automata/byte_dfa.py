@@ -434,6 +434,10 @@ class LazyByteDFA(LazyAutomaton):
             state = self._starts[held] = self._char_state((term, trackers))
         return state
 
+    def _start_key(self, held: frozenset[int]) -> tuple:
+        """The character-state key of :meth:`start_after`'s state."""
+        return self._payload[self.start_after(held)][1]
+
     def _mid_state(self, items: frozenset) -> int:
         state = self._mid_states.get(items)
         if state is None:
@@ -482,7 +486,7 @@ class LazyByteDFA(LazyAutomaton):
         rows (which would spell out the large character sets of lookarounds), stopping at the
         first such end; True where it cannot tell (more than ``max_states`` states)."""
         algebra = self.algebra
-        todo = list({self._payload[self.start_after(held)][1] for held in after})
+        todo = list({self._start_key(held) for held in after})
         seen = set(todo)
         while todo:
             key = todo.pop()
@@ -515,7 +519,7 @@ class LazyByteDFA(LazyAutomaton):
         """Whether a match may start after a character matching the ``context`` bodies
         numbered ``held`` (and no other; none at the start of the text): whether its
         lookbehinds let some first character through then."""
-        return bool(self._char_steps(self._payload[self.start_after(held)][1]))
+        return bool(self._char_steps(self._start_key(held)))
 
     def first_characters(self, after: Iterable[frozenset[int]] = (frozenset(),)
                          ) -> tuple[frozenset[int], bool]:
@@ -526,7 +530,7 @@ class LazyByteDFA(LazyAutomaton):
         chars: set[int] = set()
         beyond_ascii = False
         for held in after:
-            for block, _ in self._char_steps(self._payload[self.start_after(held)][1]):
+            for block, _ in self._char_steps(self._start_key(held)):
                 for lo, hi in block.ranges:
                     chars.update(range(lo, min(hi, 127) + 1))
                     beyond_ascii = beyond_ascii or hi > 127

@@ -132,6 +132,7 @@ class GrammarCompletion:
         self._climb: dict[int, dict[str, float]] = {}
         self._finish: dict[int, float] = {}
         self._states: dict[int, float] = {}
+        self._first_bytes: dict[int, np.ndarray] = {}
 
     def _shortest_lexeme(self, terminal: int) -> float:
         """The fewest bytes of a lexeme of ``terminal``, whatever character comes before it
@@ -181,8 +182,7 @@ class GrammarCompletion:
         lexer = self.automaton.lexer(terminal)
         lexer.materialize(lexer_state)
         stops = lexer.trans[lexer_state] < 0  # the bytes that do not lengthen it
-        if not stops.any() or any(stops[self._first_bytes(name)].any()
-                                  for name in self.tables.expected(set_id)):
+        if not stops.any() or (stops & self._expected_first_bytes(set_id)).any():
             return after
         between = INFINITE
         for ignored in self._ignored:
@@ -194,11 +194,18 @@ class GrammarCompletion:
                 between = min(between, 1 + onward)
         return between + after if between < INFINITE else after
 
-    def _first_bytes(self, name: str) -> np.ndarray:
-        """The bytes a lexeme of terminal ``name`` may begin with, as 256 booleans."""
-        lexer = self.automaton.lexer(self.automaton.terminal_index(name))
-        lexer.materialize(lexer.start)
-        return lexer.trans[lexer.start] >= 0
+    def _expected_first_bytes(self, set_id: int) -> np.ndarray:
+        """The bytes a lexeme of a terminal that Earley set ``set_id`` expects may begin with,
+        as 256 booleans (cached per set)."""
+        found = self._first_bytes.get(set_id)
+        if found is None:
+            found = np.zeros(256, dtype=np.bool_)
+            for name in self.tables.expected(set_id):
+                lexer = self.automaton.lexer(self.automaton.terminal_index(name))
+                lexer.materialize(lexer.start)
+                found |= lexer.trans[lexer.start] >= 0
+            self._first_bytes[set_id] = found
+        return found
 
     def lexeme_rest(self, terminal: int, lexer_state: int) -> float:
         """The fewest bytes that end ``terminal``'s lexeme from its lexer's ``lexer_state``."""

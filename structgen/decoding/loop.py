@@ -452,10 +452,10 @@ class DecodeRun:
             allowed = _allowed_tokens(matcher) if allowed is None else allowed
             if len(excluded) == _REDRAWS_BEFORE_FILTER:
                 excluded.update(t for t in allowed if not self._fits(row, matcher, t, generated))
-            if excluded.issuperset(allowed):
+            if len(excluded) >= len(allowed) and excluded.issuperset(allowed):
                 # No token fits, though the shortest completion said one would: a grammar's
-                # is a lower bound where lookaheads (or ignored text's longest match) read past
-                # a lexeme. The row goes on unbudgeted, with the sampler's own choice.
+                # is a lower bound where a lookahead reads past a lexeme. The row goes on
+                # unbudgeted, with the sampler's own choice.
                 row.budgeted = False
                 return chosen
             started = time.perf_counter()
